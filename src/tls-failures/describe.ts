@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { clip } from '../clip.js';
 import { describeError } from '../errors.js';
 import type { TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
+import { KEY_USAGE, keyUsageBits } from '../pki/cert-extensions.js';
 import { uriSans } from '../pki/x509-read.js';
 import { authorityKeyId, peerCertificateOf, peerCertificateOfError, remoteOf } from './peer-certificate.js';
 
@@ -77,9 +78,9 @@ function refusedOurs(code: string | undefined, who: Who): string | undefined {
  * OpenSSL's verdict on a certificate path (Node's code; OpenSSL's text where Node says
  * UNSPECIFIED) in words, continuing "the caller's certificate (...), issued by ...,".
  */
-function verdictWords(code: string | undefined, text: string, who: Who): string {
+function verdictWords(code: string | undefined, text: string, who: Who, cert: X509Certificate | undefined): string {
   const use = who === 'caller' ? 'client' : 'server';
-  if (code === 'INVALID_PURPOSE') return `is not for TLS ${use} authentication: its extended key usage, or an issuer's, lacks ${use}Auth`;
+  if (code === 'INVALID_PURPOSE') return `is not for TLS ${use} authentication: ${purposeWords(use, cert)}`;
   if (code === 'PATH_LENGTH_EXCEEDED') return "comes through more intermediate CAs than an issuer's path length constraint allows (an intermediate CA under an issuer that may sign only leaves, as meshcar's?)";
   if (code === 'INVALID_CA' || /certificate signing/.test(text)) return 'was signed by a certificate that is no CA (basicConstraints CA:FALSE, or a keyUsage without keyCertSign): a leaf used as an issuer?';
   if (code === 'CERT_CHAIN_TOO_LONG') return 'comes with a longer chain than verification follows';
@@ -91,6 +92,23 @@ function verdictWords(code: string | undefined, text: string, who: Who): string 
   return 'failed the chain check';
 }
 
+const EKU_FOR = { client: '1.3.6.1.5.5.7.3.2', server: '1.3.6.1.5.5.7.3.1' } as const;
+
+/**
+ * Why OpenSSL's purpose check refused a certificate for TLS `use`: it reads the keyUsage
+ * (digitalSignature, which the peer signs the handshake with) as well as the extended key usage
+ * of the leaf and of its issuers, and says INVALID_PURPOSE for each alike. The leaf's own
+ * extensions tell which; when both allow the use, an issuer's extended key usage refused it.
+ */
+function purposeWords(use: 'client' | 'server', cert: X509Certificate | undefined): string {
+  const bits = cert === undefined ? undefined : keyUsageBits(cert.raw);
+  if (bits !== undefined && (bits & KEY_USAGE.digitalSignature) === 0) return 'its keyUsage lacks digitalSignature, which a TLS peer signs the handshake with';
+  const eku = cert?.keyUsage;
+  if (eku !== undefined && !eku.includes(EKU_FOR[use])) return `its extended key usage lacks ${use}Auth`;
+  if (cert !== undefined) return `an issuer's extended key usage lacks ${use}Auth (the certificate's own allows it)`;
+  return `its extended key usage, or an issuer's, lacks ${use}Auth, or its keyUsage lacks digitalSignature`;
+}
+
 /** A certificate refused by the chain check: which one, what is wrong with it, and OpenSSL's own verdict. */
 function chainWords(who: Who, cert: X509Certificate | undefined, cause: unknown, said: string): string {
   const code = codeOf(cause);
@@ -98,7 +116,7 @@ function chainWords(who: Who, cert: X509Certificate | undefined, cause: unknown,
   const text = typeof message === 'string' ? clip(oneLine(message), MAX_DESCRIBED) : said;
   const issuer = cert ? `, issued by "${clip(cert.issuer.replace(/\n/g, ', '), MAX_DESCRIBED)}",` : '';
   const openssl = `(OpenSSL: "${text || 'no reason given'}"${code && code !== 'UNSPECIFIED' ? `, ${code}` : ''})`;
-  return `the ${who}'s certificate${cert ? ` (${whoseCertificate(cert)})` : ''}${issuer} ${verdictWords(code, text, who)} ${openssl}`;
+  return `the ${who}'s certificate${cert ? ` (${whoseCertificate(cert)})` : ''}${issuer} ${verdictWords(code, text, who, cert)} ${openssl}`;
 }
 
 /** The words for one failure; `cert` is the peer's certificate when it was seen. */
@@ -117,9 +135,15 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'expired':
       // the path's own verdict first: on a resumed session it may be the issuer that expired
       if (/expired at/.test(said)) return `${its} ${said.replace(/^the peer certificate( path)? /, 'path ')}`;
-      return cert ? `${its} expired at ${iso(cert.validTo)}` : `${its} has expired`;
+      if (!cert) return `${its} has expired`;
+      // OpenSSL says CERT_HAS_EXPIRED for any certificate of the path: the leaf's own date, still
+      // ahead, was once quoted as the time it "expired"
+      if (Date.parse(cert.validTo) > Date.now()) return `${its} is valid until ${iso(cert.validTo)}, but an issuer on its path has expired (an intermediate CA it sent, or a root of the trust bundle): renew that issuer, or send the chain of its successor`;
+      return `${its} expired at ${iso(cert.validTo)}`;
     case 'not_yet_valid':
-      return cert ? `${its} is not valid before ${iso(cert.validFrom)} (a clock out of step?)` : `${its} is not valid yet: ${said}`;
+      if (!cert) return `${its} is not valid yet: ${said}`;
+      if (Date.parse(cert.validFrom) <= Date.now()) return `${its} is valid since ${iso(cert.validFrom)}, but an issuer on its path is not valid yet (a clock out of step, or an issuer made with a date ahead?)`;
+      return `${its} is not valid before ${iso(cert.validFrom)} (a clock out of step?)`;
     case 'bad_identity':
       return `no usable SPIFFE ID: ${said}`;
     case 'identity_mismatch':

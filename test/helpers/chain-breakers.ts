@@ -1,6 +1,6 @@
 // Test helper: certificates that chain to a test PKI's root but break a rule OpenSSL's chain
-// check enforces (the wrong extended key usage, an intermediate below an issuer that may sign
-// only leaves, a leaf used as an issuer, a name outside an issuer's name constraints), made with
+// check enforces (the wrong extended key usage, the leaf's or an issuer's; an intermediate below an
+// issuer that may sign only leaves, a leaf used as an issuer, a name outside an issuer's name constraints), made with
 // the openssl CLI as an operator's hand-made PKI would be: our profile never makes them.
 
 import { randomBytes } from 'node:crypto';
@@ -27,6 +27,8 @@ export interface ChainBreakers {
   signedByLeaf(uri: string): Promise<BrokenChain>;
   /** A leaf under an intermediate of the root whose name constraints permit only URIs of `.example.com`. */
   outsideNameConstraints(uri: string): Promise<BrokenChain>;
+  /** A leaf (serverAuth and clientAuth) under an intermediate of the root whose extendedKeyUsage is `eku` alone. */
+  underIssuerEku(uri: string, eku: 'serverAuth' | 'clientAuth'): Promise<BrokenChain>;
 }
 
 /** Makes its files in `dir` (a test's own directory). */
@@ -75,6 +77,11 @@ export function chainBreakers(pki: TestPki, dir: string): ChainBreakers {
       const constrained = await mint(`${CA}\nnameConstraints=critical,permitted;URI:.example.com`, await root());
       const leaf = await mint(leafFor(uri), constrained.files);
       return { chainPem: leaf.certPem + constrained.certPem, privateKeyPem: leaf.keyPem };
+    },
+    async underIssuerEku(uri, eku) {
+      const narrow = await mint(`${CA}\nextendedKeyUsage=${eku}`, await root());
+      const leaf = await mint(leafFor(uri), narrow.files);
+      return { chainPem: leaf.certPem + narrow.certPem, privateKeyPem: leaf.keyPem };
     },
   };
 }

@@ -23,8 +23,8 @@ export interface LeafOptions {
   readonly now?: Date;
   /** issueWithUris: basicConstraints cA (a signing certificate presented as a peer). */
   readonly ca?: boolean;
-  /** issueWithUris: keyUsage bits in place of digitalSignature alone (node-forge's names: keyCertSign, cRLSign...). */
-  readonly keyUsage?: Readonly<Record<string, boolean>>;
+  /** issueWithUris: keyUsage bits in place of digitalSignature alone (node-forge's names: keyCertSign, cRLSign...); null: no keyUsage extension. */
+  readonly keyUsage?: Readonly<Record<string, boolean>> | null;
   /** issueWithUris: extKeyUsage bits in place of serverAuth and clientAuth (node-forge's names). */
   readonly extKeyUsage?: Readonly<Record<string, boolean>>;
   /** issueWithUris: also a critical extension no verifier knows (OID 1.3.6.1.4.1.55555.1). */
@@ -54,9 +54,11 @@ export interface TestPki {
   /**
    * A leaf (1 h, or options.lifetimeMs) under a new intermediate of the root that ends in
    * `issuerLifetimeMs` (started a minute ago): a chain whose issuer ends before its leaf, as
-   * our CA never makes one (it clamps a leaf to its issuer) but another issuer may.
+   * our CA never makes one (it clamps a leaf to its issuer) but another issuer may. A negative
+   * `issuerLifetimeMs` gives an issuer already expired; `issuerStartsInMs` (-60 s) one that starts
+   * later than now when positive (not valid yet).
    */
-  issueUnderShortIssuer(spiffeId: string, issuerLifetimeMs: number, options?: LeafOptions): Promise<LeafUnderIssuer>;
+  issueUnderShortIssuer(spiffeId: string, issuerLifetimeMs: number, options?: LeafOptions, issuerStartsInMs?: number): Promise<LeafUnderIssuer>;
 }
 
 /** Far enough ahead that nothing is clamped to it: the helpers that make chains our CA would not. */
@@ -117,7 +119,7 @@ export async function makePki(trustDomain = 'mesh.test', rootLifetimeMs?: number
       const now = options.now ?? new Date();
       const extensions: Array<Record<string, unknown>> = [
         { name: 'basicConstraints', cA: options.ca ?? false, critical: true },
-        { name: 'keyUsage', ...(options.keyUsage ?? { digitalSignature: true }), critical: true },
+        ...(options.keyUsage === null ? [] : [{ name: 'keyUsage', ...(options.keyUsage ?? { digitalSignature: true }), critical: true }]),
         { name: 'extKeyUsage', ...(options.extKeyUsage ?? { serverAuth: true, clientAuth: true }) },
         { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(spki)) },
         { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuer.spki).toString('binary') },
@@ -135,11 +137,11 @@ export async function makePki(trustDomain = 'mesh.test', rootLifetimeMs?: number
       });
       return material(key, leaf.pem, leaf.serialHex);
     },
-    async issueUnderShortIssuer(spiffeId, issuerLifetimeMs, options = {}) {
+    async issueUnderShortIssuer(spiffeId, issuerLifetimeMs, options = {}, issuerStartsInMs = -60_000) {
       const issuerKey = await generateWorkloadKey();
       const spki = spkiDerOf(createPublicKey(issuerKey.publicKeyPem));
-      const started = new Date(Date.now() - 60_000);
-      const shortIssuerCert = await issueIssuerCertificate(root, UNCLAMPED(), spki, trustDomain, started, 60_000 + issuerLifetimeMs);
+      const started = new Date(Date.now() + issuerStartsInMs);
+      const shortIssuerCert = await issueIssuerCertificate(root, UNCLAMPED(), spki, trustDomain, started, issuerLifetimeMs - issuerStartsInMs);
       const shortIssuer = await signerFrom(issuerKey, issuerName(trustDomain));
       const key = options.key ?? (await generateWorkloadKey());
       const leaf = await issueLeafCertificate(shortIssuer, UNCLAMPED(), { spiffeId, subjectPublicKeySpki: spkiDerOf(createPublicKey(key.publicKeyPem)), lifetimeMs: options.lifetimeMs ?? 3_600_000 });

@@ -91,6 +91,9 @@ t.test('validateSvid', async (t) => {
     // a leaf that cannot sign its handshake (keyUsage without digitalSignature) is refused by peers
     const agreeOnly = await pki.issueWithUris([ID], { keyUsage: { keyAgreement: true } });
     t.match(refusal(() => validateSvid(agreeOnly, ID)), /lacks digitalSignature/);
+    // and one without keyUsage at all (X509-SVID §4.3: every SVID carries it), which peers refuse alike
+    const noKeyUsage = await pki.issueWithUris([ID], { keyUsage: null });
+    t.match(refusal(() => validateSvid(noKeyUsage, ID)), /is no X509-SVID leaf: the certificate has no keyUsage extension/);
     t.equal(validateSvid(await pki.issueWithUris([ID]), ID).spiffeId, ID, 'a leaf passes');
   });
 

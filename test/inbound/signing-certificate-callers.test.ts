@@ -1,7 +1,8 @@
 // Callers whose certificate chains to the bundle and carries one URI SAN of our trust domain,
 // but is no X509-SVID leaf (SPIFFE X509-SVID §3.1, §5.2): a signing certificate (basicConstraints
 // cA, or keyUsage keyCertSign / cRLSign, as SPIRE's intermediates carry beside
-// digitalSignature, so OpenSSL takes them as TLS peers), or the trust domain's own ID
+// digitalSignature, so OpenSSL takes them as TLS peers; or no keyUsage, which OpenSSL takes for
+// any use), or the trust domain's own ID
 // spiffe://td, which names no workload. Each is refused at the connection as bad_identity and
 // reaches no app; a leaf beside them is served.
 
@@ -38,6 +39,8 @@ t.test('signing certificates and the trust domain ID are no callers', async (t) 
     // OpenSSL's X509_check_ca (Node's cert.ca) is false for cA without keyCertSign in keyUsage
     ['cA true, keyUsage digitalSignature alone', await fx.pki.issueWithUris([`spiffe://${TD}/svc/ca-signing-only`], { ca: true, keyUsage: { digitalSignature: true } }), /CA certificate/],
     ['keyUsage keyAgreement alone', await fx.pki.issueWithUris([`spiffe://${TD}/svc/agree`], { keyUsage: { keyAgreement: true } }), /lacks digitalSignature/],
+    // X509-SVID §4.3: every SVID carries keyUsage; OpenSSL takes a certificate without it for any use
+    ['no keyUsage extension', await fx.pki.issueWithUris([`spiffe://${TD}/svc/no-key-usage`], { keyUsage: null }), /has no keyUsage extension/],
     ['the trust domain ID', await fx.pki.issueWithUris([`spiffe://${TD}`]), /trust domain's own ID/],
   ];
   for (const [name, leaf, words] of refused) {

@@ -190,6 +190,18 @@ t.test('an expired certificate: when', async (t) => {
   await twice(t, '127.0.0.13', 'expired', () => attempt('127.0.0.13', withCert(old)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) expired at \d{4}-\d\d-\d\dT[\d:.]+Z/);
 });
 
+// OpenSSL says CERT_HAS_EXPIRED (or NOT_YET_VALID) for any certificate of the path: the leaf's
+// own date, still ahead (or passed), was quoted as when it expired (or starts)
+t.test('an issuer expired above a leaf still valid: the leaf is not said to have expired', async (t) => {
+  const leaf = await pki.issueUnderShortIssuer(`spiffe://${TD}/svc/frontend`, -30_000);
+  await twice(t, '127.0.0.19', 'expired', () => attempt('127.0.0.19', withCert(leaf)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) is valid until \S+, but an issuer on its path has expired \(an intermediate CA it sent, or a root of the trust bundle\): renew that issuer/);
+});
+
+t.test('an issuer not valid yet above a leaf valid now', async (t) => {
+  const leaf = await pki.issueUnderShortIssuer(`spiffe://${TD}/svc/frontend`, 7_200_000, {}, 3_600_000);
+  await twice(t, '127.0.0.20', 'not_yet_valid', () => attempt('127.0.0.20', withCert(leaf)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) is valid since \S+, but an issuer on its path is not valid yet/);
+});
+
 t.test('a certificate not valid yet', async (t) => {
   const early = await pki.issue(`spiffe://${TD}/svc/frontend`, { now: new Date(Date.now() + 3_600_000), lifetimeMs: 3_600_000 });
   await twice(t, '127.0.0.14', 'not_yet_valid', () => attempt('127.0.0.14', withCert(early)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) is not valid before \S+ \(a clock out of step\?\)/);
@@ -239,9 +251,12 @@ t.test('outbound: the upstream is not the identity expected', async (t) => {
 // ("TLS handshake failed: socket hang up", reason other, no certificate named).
 const FRONTEND = 'spiffe:\\/\\/mesh\\.local\\/svc\\/frontend';
 const chainVerdicts: Array<[string, string, () => Promise<BrokenChain>, RegExp]> = [
-  ['the wrong extended key usage (serverAuth alone)', '127.0.0.21', () => breakers.withEku(`spiffe://${TD}/svc/frontend`, 'serverAuth'), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "[^"]*meshcar issuer CA", is not for TLS client authentication: its extended key usage, or an issuer's, lacks clientAuth \\(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\\)`)],
+  ['the wrong extended key usage (serverAuth alone)', '127.0.0.21', () => breakers.withEku(`spiffe://${TD}/svc/frontend`, 'serverAuth'), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "[^"]*meshcar issuer CA", is not for TLS client authentication: its extended key usage lacks clientAuth \\(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\\)`)],
   ['an intermediate below an issuer of path length 0', '127.0.0.22', () => breakers.belowPathLength(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "CN=odd-\\d+", comes through more intermediate CAs than an issuer's path length constraint allows .*\\(OpenSSL: "path length constraint exceeded", PATH_LENGTH_EXCEEDED\\)`)],
   ['a leaf used as an issuer', '127.0.0.23', () => breakers.signedByLeaf(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "O=mesh\\.local", was signed by a certificate that is no CA .*: a leaf used as an issuer\\? \\(OpenSSL: "key usage does not include certificate signing"\\)`)],
+  // OpenSSL says INVALID_PURPOSE for the keyUsage too, and for an issuer's extended key usage: the words say which
+  ['a keyUsage without digitalSignature (keyEncipherment alone)', '127.0.0.25', () => pki.issueWithUris([`spiffe://${TD}/svc/frontend`], { keyUsage: { keyEncipherment: true } }), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "[^"]*meshcar issuer CA", is not for TLS client authentication: its keyUsage lacks digitalSignature, which a TLS peer signs the handshake with \\(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\\)`)],
+  ['an issuer whose extended key usage is serverAuth alone', '127.0.0.26', () => breakers.underIssuerEku(`spiffe://${TD}/svc/frontend`, 'serverAuth'), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "CN=odd-\\d+", is not for TLS client authentication: an issuer's extended key usage lacks clientAuth \\(the certificate's own allows it\\) \\(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\\)`)],
   ['a name outside an issuer\'s name constraints', '127.0.0.24', () => breakers.outsideNameConstraints(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "CN=odd-\\d+", has a name an issuer's name constraints do not allow \\(OpenSSL: "permitted subtree violation"\\)`)],
 ];
 for (const [name, address, make, words] of chainVerdicts) {
@@ -258,7 +273,7 @@ t.test('outbound: a server certificate not for TLS servers (clientAuth alone)', 
   await until(async () => (await counter('outbound', 'invalid_certificate')) > before, 'the outbound counter');
   const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
   const peer = `127.0.0.31:${(clientOnlyServer.address() as net.AddressInfo).port}`;
-  const words = /^invalid certificate: the server's certificate \(spiffe:\/\/mesh\.local\/svc\/ledger\), issued by "[^"]*meshcar issuer CA", is not for TLS server authentication: its extended key usage, or an issuer's, lacks serverAuth \(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\)$/;
+  const words = /^invalid certificate: the server's certificate \(spiffe:\/\/mesh\.local\/svc\/ledger\), issued by "[^"]*meshcar issuer CA", is not for TLS server authentication: its extended key usage lacks serverAuth \(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\)$/;
   t.match(failures.find((f) => f.peer === peer), { direction: 'outbound', reason: 'invalid_certificate', message: words });
   const logged = lines.find((l) => l.component === 'tls' && l.peer === peer);
   t.match(logged, { level: 40, reason: 'invalid_certificate' }, 'one warn line');
