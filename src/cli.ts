@@ -30,4 +30,13 @@ if (first === 'run' || (first === 'ca' && second === 'serve')) holdSignalsFromSt
 // the other runs paid 31-40 (make bench, interleaved: 3 of 10 runs without it, 0 of 14 with it,
 // set here or as a flag; peak RSS ~4 MB lower, CPU in the good runs alike: 36.0 against 35.9 µs)
 setFlagsFromString('--no-allocation-site-pretenuring');
-await import('./cli/main.js');
+try {
+  await import('./cli/main.js');
+} catch (err) {
+  // the command line's modules could not be read: at a low open-files limit (a container's
+  // nofile of a few dozen) that was Node's stack trace; the rest of meshcar's words are not loaded
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'EMFILE' && code !== 'ENFILE') throw err;
+  process.stderr.write(`meshcar: no file descriptor left to load meshcar's modules (${String(code)}); raise the open-files limit (ulimit -n, a container's nofile): a sidecar takes about 50 descriptors to start and one more per connection it holds\n`);
+  process.exitCode = 1;
+}

@@ -23,6 +23,7 @@ import { commandHelp, groupHelp, helpText } from './help.js';
 import { SIDECAR_COMMANDS } from './sidecar-commands.js';
 import { exitStatus, watchOutput } from './output-errors.js';
 import { stderrLine } from './stderr-line.js';
+import { localShortage } from '../local-shortage.js';
 
 /** Every command by its words, in the order `meshcar --help` lists them. */
 const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
@@ -155,6 +156,12 @@ function reportFailure(err: unknown): number {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     process.stderr.write(`meshcar: cannot listen: ${stderrLine(describeError(err))} (listen_failed)\n`);
+    return 1;
+  }
+  const shortage = localShortage(code);
+  if (shortage !== undefined) {
+    // a low open-files limit (a container's nofile) is the host's, not a bug: what to raise
+    process.stderr.write(`meshcar: ${shortage} (${code}): ${stderrLine(describeError(err))}; raise the open-files limit (ulimit -n, a container's nofile): a sidecar takes about 50 descriptors to start and one more per connection it holds (callers, the app, upstreams)\n`);
     return 1;
   }
   process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
