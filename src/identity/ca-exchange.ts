@@ -13,6 +13,7 @@ import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js'
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import type { CaAuth, CaClientOptions } from './ca-client.js';
 import { TLS_POLICY } from './tls-contexts.js';
+import { localShortage } from '../local-shortage.js';
 import { connectionLookup } from '../name-lookups.js';
 
 const CA_LOOKUP = connectionLookup();
@@ -93,6 +94,12 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         // the CA answered: the clocks disagree (ours behind, or the CA's ahead), which a retry
         // may outlast (the CA's certificate is backdated 10 min) but no fix of the URL mends
         reject(new MeshcarError('ca_unreachable', `the CA's certificate at ${url} is not valid yet by this host's clock (${code}): this host's clock is behind the CA's, or the CA's is ahead; set both right (NTP)`, { cause: err }));
+        return;
+      }
+      const shortage = localShortage(code);
+      if (shortage !== undefined) {
+        // this host ran short (EMFILE: at its nofile limit), not the CA: "unreachable" sent the reader to a CA that runs
+        reject(new MeshcarError('ca_unreachable', `could not reach the CA at ${url}: ${shortage} (${code}); the CA is not at fault: this sidecar is at its limit (raise nofile, ulimit -n, or find what holds the descriptors), and it asks again`, { cause: err }));
         return;
       }
       reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
