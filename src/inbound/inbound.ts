@@ -232,7 +232,8 @@ export class InboundListener implements Inbound, ExchangeContext {
       this.tlsServer.once('error', onError);
       this.tlsServer.listen(port, host, () => {
         this.tlsServer.off('error', onError);
-        // after binding, a server error (e.g. EMFILE on accept) is logged, never thrown, at most once per code per 10 s
+        // after binding, a server error is logged, never thrown, at most once per code per 10 s
+        // (EMFILE on accept is not one: libuv absorbs it, closing that connection unlogged; README "Open files")
         logListenerErrors(this.tlsServer, this.logger, 'inbound');
         const address = this.tlsServer.address() as AddressInfo;
         this.bound = { host: address.address, port: address.port };
