@@ -38,13 +38,14 @@ export function reportNotRunWhileDraining(logger: Logger, messages: readonly str
 }
 
 /** A reload refused as a whole: each message on its line, as `meshcar check` prints them, then the summary. */
-export function reportRefused(report: ReloadReport, messages: readonly string[]): ReloadResult {
+export function reportRefused(report: ReloadReport, messages: readonly string[], aborted?: true): ReloadResult {
   const { log, file, metrics } = report;
   const told = toldIssues(messages, file);
   for (const message of told) log.error(message);
   log.error({ file, issues: messages.length }, 'config reload failed; the running config is kept');
   metrics.configReloads.labels('failure').inc();
-  return { ok: false, messages: told };
+  // aborted: the file could not be read (no descriptor left), which says nothing of it
+  return aborted ? { ok: false, code: 'reload_aborted', messages: told } : { ok: false, messages: told };
 }
 
 /**

@@ -13,7 +13,7 @@ import { loadGuards, type Guards } from './schema/guards.js';
 import { identityFileProblems } from './config/referenced-files.js';
 
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
-export type ReloadRead = { readonly refused: readonly string[] } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
+export type ReloadRead = { readonly refused: readonly string[]; readonly aborted?: true } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
 
 /** The live keys of `next` that name SPIFFE IDs, which must be in its trust domain: those the file has. */
 function keysNamingIds(next: SidecarConfig): string[] {
@@ -39,7 +39,10 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   try {
     next = await loadSidecarConfig(file);
   } catch (err) {
-    return { refused: err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${file}: ${describeError(err)}`] };
+    if (!(err instanceof ConfigError) || err.issues.length === 0) return { refused: [`${file}: ${describeError(err)}`] };
+    // a file this host could not read for want of descriptors is no invalid one: aborted, reload again
+    if (err.issues.some((issue) => issue.hostShortage)) return { refused: [...err.issues.map(formatIssue), 'nothing was applied; reload again once the sidecar has descriptors free'], aborted: true };
+    return { refused: err.issues.map(formatIssue) };
   }
   const current = running();
   const plan = planReload(current, next);

@@ -214,7 +214,7 @@ export class Sidecar {
     // the file read, planned against the running config, its specs read again (reload-read.ts)
     const readStarted = performance.now();
     const read = await readReload(this.configFile, () => this.current);
-    if ('refused' in read) return reportRefused(report, read.refused);
+    if ('refused' in read) return reportRefused(report, read.refused, read.aborted);
     const { plan, next, guards } = read;
     warnBacktrackingPatterns(guards, this.logger.child({ component: 'openapi' }));
     logConfigWarnings(next, this.configFile, this.logger);

@@ -12,6 +12,11 @@ export interface ConfigIssue {
   /** Key path such as `outbound.upstreams.payments.timeout` or `inbound.authorize[0].from[1]`; '' for the top level. */
   readonly path: string;
   readonly message: string;
+  /**
+   * The file could not be read because this host ran short (EMFILE at the open-files limit...):
+   * nothing is wrong with the file; a reload so refused is aborted (503), not invalid (400).
+   */
+  readonly hostShortage?: true;
 }
 
 /** `config/orders.yaml:12:3: inbound.timeout: "15x" is not a duration (...)` */

@@ -6,6 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { tildeHint } from '../user-paths.js';
+import { localShortage } from '../local-shortage.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { syntaxMessage } from './yaml-syntax.js';
@@ -31,7 +32,8 @@ export async function readYamlSource(file: string): Promise<YamlSource> {
     bytes = await readBoundedFile(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError && err.code === 'too_large') return { file, root: undefined, issues: [tooLarge(file)] };
-    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err, file)}`)] };
+    const issue = wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err, file)}`);
+    return { file, root: undefined, issues: [localShortage((err as NodeJS.ErrnoException).code) === undefined ? issue : { ...issue, hostShortage: true }] };
   }
   // decoding would turn other bytes into U+FFFD silently ("ord\uFFFDrs"), far from the cause
   if (!isUtf8(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, `the config file is not UTF-8 text${isUtf16(bytes) ? ' (it is UTF-16: save it as UTF-8)' : ` (the first bad byte is at offset ${firstBadByte(bytes)})`}`)] };
@@ -266,5 +268,7 @@ function readFailure(err: unknown, file: string): string {
   if (code === 'ENOENT') return `no such file${tildeHint(file)}`;
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'it is a directory';
+  const shortage = localShortage(code);
+  if (shortage !== undefined) return `${shortage} (${code}); the file was not read, nothing is wrong with it`;
   return err instanceof Error ? err.message : String(err);
 }
