@@ -96,10 +96,12 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         reject(new MeshcarError('ca_unreachable', `the CA's certificate at ${url} is not valid yet by this host's clock (${code}): this host's clock is behind the CA's, or the CA's is ahead; set both right (NTP)`, { cause: err }));
         return;
       }
-      const shortage = localShortage(code);
-      if (shortage !== undefined) {
-        // this host ran short (EMFILE: at its nofile limit), not the CA: "unreachable" sent the reader to a CA that runs
-        reject(new MeshcarError('ca_unreachable', `could not reach the CA at ${url}: ${shortage} (${code}); the CA is not at fault: this sidecar is at its limit (raise nofile, ulimit -n, or find what holds the descriptors), and it asks again`, { cause: err }));
+      // out of descriptors, this process's (EMFILE) or the system's (ENFILE), not the CA: "unreachable"
+      // sent the reader to a CA that runs. (EADDRNOTAVAIL may be the CA's address itself, an IPv6
+      // one on a host without IPv6: the plain words below, which quote it, stay for it.)
+      if (code === 'EMFILE' || code === 'ENFILE') {
+        const raise = code === 'EMFILE' ? "raise this sidecar's nofile (ulimit -n)" : 'raise the system-wide limit (fs.file-max)';
+        reject(new MeshcarError('ca_unreachable', `could not reach the CA at ${url}: ${localShortage(code)} (${code}); the CA is not at fault: ${raise}, or find what holds the descriptors; it asks again`, { cause: err }));
         return;
       }
       reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));

@@ -10,6 +10,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingH
 import type { Readable } from 'node:stream';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { endedEarly } from '../http/early-end.js';
+import { isGrpcRequest } from '../http/grpc-status.js';
 import { failOnApp, mayResendAfterBreak } from './app-failure.js';
 import type { H2cApp } from './app-h2c.js';
 import { appTrailersOf } from './app-headers.js';
@@ -51,8 +52,9 @@ export function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders
     if (!endStream) this.resume();
     return;
   }
+  // (a gRPC answer, or one that announces trailers, is whole only with them: never by its length)
   const length = headers['content-length'];
-  if (typeof length === 'string' && /^\d{1,15}$/.test(length)) (this as LeasedStream)[kAnswerLength] = Number(length);
+  if (typeof length === 'string' && /^\d{1,15}$/.test(length) && headers.trailer === undefined && !isGrpcRequest(headers['content-type'])) (this as LeasedStream)[kAnswerLength] = Number(length);
   this.once('end', onEnd);
   this.pipe(exchange.responseSink, KEEP_OPEN);
   this.on('data', onActivity);
@@ -98,7 +100,8 @@ function onEnd(this: ClientHttp2Stream): void {
   // resets a stream whose request it never read with NO_ERROR once its answer is handed over,
   // and nghttp2 sends that reset ahead of the END_STREAM still waiting for our window: under
   // backpressure most of 50 concurrent 10 MB downloads came whole and were reset toward the
-  // caller. Without a length such a body may be short (the reset overtakes DATA too): still cut.
+  // caller. Without a length such a body may be short (the reset overtakes DATA too): still cut;
+  // so is one whose trailers were still due (gRPC's status), which Node's server never resets
   if (endedEarly(this) && (this as LeasedStream)[kAnswerLength] !== exchange.bytesOut) exchange.broken();
   else exchange.finish(exchange.appTrailers);
 }

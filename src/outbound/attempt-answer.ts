@@ -11,6 +11,7 @@ import { constants as h2, type IncomingHttpHeaders, type IncomingHttpStatusHeade
 import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
 import { endedEarly } from '../http/early-end.js';
+import { isGrpcRequest } from '../http/grpc-status.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import type { Attempt } from './attempt.js';
 import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
@@ -45,8 +46,9 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
   attempt.timer = undefined;
   if (!attempt.writeHead(status, head, flags, raw)) return;
   attempt.answered = true;
+  // (a gRPC answer, or one that announces trailers, is whole only with them: never by its length)
   const length = head['content-length'];
-  if (length !== undefined) attempt.answerLength = Number(length);
+  if (length !== undefined && head.trailer === undefined && !isGrpcRequest(head['content-type'])) attempt.answerLength = Number(length);
   dropKeptBody(attempt);
   attempt.exchange.answered(judged, head, responseEnds(flags));
   reportRetry(attempt, judged >= 500 || judged === 429 ? 'failure' : 'success');

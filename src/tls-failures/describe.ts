@@ -101,13 +101,17 @@ const EKU_FOR = { client: '1.3.6.1.5.5.7.3.2', server: '1.3.6.1.5.5.7.3.1' } as 
  * extensions tell which; when both allow the use, an issuer's extended key usage refused it.
  */
 function purposeWords(use: 'client' | 'server', cert: X509Certificate | undefined): string {
-  const bits = cert === undefined ? undefined : keyUsageBits(cert.raw);
-  if (bits !== undefined && (bits & KEY_USAGE.digitalSignature) === 0) return 'its keyUsage lacks digitalSignature, which a TLS peer signs the handshake with';
   const eku = cert?.keyUsage;
   if (eku !== undefined && !eku.includes(EKU_FOR[use])) return `its extended key usage lacks ${use}Auth`;
+  // OpenSSL's keyUsage bits for the use: digitalSignature or keyAgreement for a client; a server may also have keyEncipherment
+  const bits = cert === undefined ? undefined : keyUsageBits(cert.raw);
+  if (bits !== undefined && (bits & KU_ALLOWING[use]) === 0) return `its keyUsage has none of ${use === 'client' ? 'digitalSignature and keyAgreement' : 'digitalSignature, keyEncipherment and keyAgreement'}, which a TLS ${use} needs`;
   if (cert !== undefined) return `an issuer's extended key usage lacks ${use}Auth (the certificate's own allows it)`;
-  return `its extended key usage, or an issuer's, lacks ${use}Auth, or its keyUsage lacks digitalSignature`;
+  return `its extended key usage, or an issuer's, lacks ${use}Auth, or its keyUsage forbids it`;
 }
+
+/** keyUsage bits (the first octet) OpenSSL's TLS purpose checks accept per use. */
+const KU_ALLOWING = { client: KEY_USAGE.digitalSignature | 0x08, server: KEY_USAGE.digitalSignature | 0x20 | 0x08 } as const;
 
 /** A certificate refused by the chain check: which one, what is wrong with it, and OpenSSL's own verdict. */
 function chainWords(who: Who, cert: X509Certificate | undefined, cause: unknown, said: string): string {

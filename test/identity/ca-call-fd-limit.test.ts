@@ -36,6 +36,6 @@ t.test('a CA call at the open-files limit names the limit, not the CA', async (t
   const script = join(t.testdir(), 'child.mjs');
   await writeFile(script, CHILD);
   const { stdout } = await run(process.execPath, ['--import', LOADER, script], { cwd: new URL('../..', import.meta.url).pathname });
-  t.match(stdout.trim(), /^ca_unreachable: could not reach the CA at https:\/\/127\.0\.0\.1:9: this process has no file descriptor left \(EMFILE\); the CA is not at fault: this sidecar is at its limit \(raise nofile, ulimit -n/);
+  t.match(stdout.trim(), /^ca_unreachable: could not reach the CA at https:\/\/127\.0\.0\.1:9: this process has no file descriptor left \(EMFILE\); the CA is not at fault: raise this sidecar's nofile \(ulimit -n\)/);
   t.notMatch(stdout, /is unreachable/, 'the CA is not blamed');
 });
