@@ -15,6 +15,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { startPairToApp } from '../helpers/pair-to-app.js';
 import { endedEarly, watchEarlyEnd } from '../../src/http/early-end.js';
+import { callOwedTrailers, resetBeforeTrailers } from '../helpers/trailers-owed.js';
 
 const SIZE = 4 << 20;
 const N = 30;
@@ -130,25 +131,12 @@ t.test('an h2c app\'s answer without a Content-Length, cut by such a reset: neve
 // them off, and its caller must not read the answer as whole.
 t.test('an h2c app\'s answer of its whole Content-Length, reset before the trailers it owed: still a cut', async (t) => {
   const app = http2.createServer();
-  app.on('stream', (stream, headers) => {
-    const grpc = headers[':path'] === '/grpc';
-    stream.respond({ ':status': 200, 'content-length': '10', ...(grpc ? { 'content-type': 'application/grpc' } : { trailer: 'x-checksum' }) }, { waitForTrailers: true });
-    stream.on('wantTrailers', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
-    stream.end('0123456789');
-  });
+  app.on('stream', resetBeforeTrailers);
   const { outbound } = await startPairToApp(t, await listening(t, app), 'meshcar', 'h2c');
   const session = http2.connect(`http://127.0.0.1:${outbound.port}`);
   session.on('error', () => undefined);
   t.teardown(() => session.destroy());
-  const call = (path: string, contentType?: string) =>
-    new Promise<string>((resolve) => {
-      const stream = session.request({ ':path': path, host: 'orders', ...(contentType ? { 'content-type': contentType } : {}) });
-      let trailers = '';
-      stream.on('trailers', (fields) => (trailers = `grpc-status ${String(fields['grpc-status'])}`));
-      stream.on('data', () => undefined);
-      stream.on('end', () => resolve(`end ${trailers}`));
-      stream.on('error', () => resolve('reset'));
-    });
+  const call = (path: string, contentType?: string) => callOwedTrailers(session, 'orders', path, contentType);
   t.equal(await call('/checksum'), 'reset', 'an answer that announced trailers: reset toward the caller');
   const grpcOutcome = await call('/grpc', 'application/grpc');
   t.ok(grpcOutcome === 'reset' || /^end grpc-status [1-9]/.test(grpcOutcome), `a gRPC answer: a reset or a failing status, never a status-less end (${grpcOutcome})`);
