@@ -3,9 +3,8 @@
 // 2020-12; 3.0 ones are close to draft-07 plus `nullable`, which Ajv knows. Unknown keywords
 // (example, xml, discriminator...) are annotations here, so strict mode is off.
 
-import { Ajv } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv } from 'ajv';
 import { specRegExp } from './linear-regexps.js';
 import { linearUniqueItems } from './unique-items.js';
 import { isBase64 } from './byte-format.js';
@@ -20,10 +19,34 @@ export interface SchemaCompilers {
   readonly requestViews: WeakMap<object, unknown>;
 }
 
-// ajv-formats is CommonJS: its function is the default export's default under NodeNext
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+// Ajv and ajv-formats (CommonJS) are loaded with require when the first spec compiles, not
+// imported: Node's ES module loader keeps a module that failed to load, so one load that met
+// the open-files limit (EMFILE, a reload at the limit) failed every later reload naming a spec
+// until a restart; a require that failed is tried afresh the next time. (This module itself is
+// imported with the sidecar, guards.ts: none of it is left to a later load.)
+const requireCjs = createRequire(import.meta.url);
+
+interface AjvPackages {
+  readonly Ajv: typeof import('ajv').Ajv;
+  readonly Ajv2020: typeof import('ajv/dist/2020.js').Ajv2020;
+  readonly addFormats: (ajv: Ajv) => Ajv;
+}
+let packages: AjvPackages | undefined;
+
+function ajvPackages(): AjvPackages {
+  if (packages !== undefined) return packages;
+  // ajv-formats' function is its module.exports (and its `default`)
+  const formats = requireCjs('ajv-formats') as { default?: unknown };
+  packages = {
+    Ajv: (requireCjs('ajv') as typeof import('ajv')).Ajv,
+    Ajv2020: (requireCjs('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
+    addFormats: (formats.default ?? formats) as (ajv: Ajv) => Ajv,
+  };
+  return packages;
+}
 
 export function compilersFor(openapiVersion: string): SchemaCompilers {
+  const { Ajv, Ajv2020, addFormats } = ajvPackages();
   const make = (coerceTypes: boolean | 'array'): Ajv => {
     // patterns on the linear-time fallback (linear-regexps.ts). ownProperties: a value's own
     // properties only; without it a property named as one of Object.prototype's (`constructor`,

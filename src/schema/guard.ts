@@ -4,7 +4,7 @@
 // (swagger-parser, Ajv: about 11 MB and 100 ms) are imported only when a spec is configured.
 
 import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
-import type { CompiledSpec } from './spec.js';
+import { CompiledSpec } from './spec.js';
 import { BodyBudget, DEFAULT_MAX_BUFFERED } from './body-budget.js';
 
 export interface SchemaGuard {
@@ -16,7 +16,6 @@ export interface SchemaGuard {
 }
 
 export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {
-  const { CompiledSpec } = await import('./spec.js');
   return guardOf(config, await CompiledSpec.load(config.spec));
 }
 

@@ -9,7 +9,10 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import { guardOf, type SchemaGuard } from './guard.js';
-import type { CompiledSpec } from './spec.js';
+// imported with the sidecar, not when a spec is first named: a module that failed to load (a
+// reload at the open-files limit) would stay failed until a restart; its packages (Ajv) are
+// required on first use, compilers.ts
+import { CompiledSpec } from './spec.js';
 import { oncePerSpec } from './once-per-spec.js';
 import type { OpenApiDocument } from './spec-document.js';
 
@@ -33,7 +36,7 @@ function load(key: string, config: OpenApiConfig, specOf: (path: string) => Prom
 export async function loadGuards(config: SidecarConfig): Promise<Guards> {
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
-  const specOf = oncePerSpec((path) => import('./spec.js').then(({ CompiledSpec }) => CompiledSpec.load(path)));
+  const specOf = oncePerSpec((path) => CompiledSpec.load(path));
   const [inbound, ...perUpstream] = await Promise.all([
     inboundSpec ? load('inbound.openapi', inboundSpec, specOf) : undefined,
     ...upstreams.map((u) => load(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, specOf)),
@@ -58,8 +61,6 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
   if (!inboundSpec && upstreams.length === 0) return { inbound: undefined, upstreams: new Map() };
-  // the compiler (Ajv) is imported only when a spec is configured, as loadGuard does
-  const { CompiledSpec } = await import('./spec.js');
   // one compilation per spec file (upstreams naming one spec share it; each arrives as its own copy)
   const compileOnce = oncePerSpec((path: string, doc: OpenApiDocument) => CompiledSpec.compile(path, doc));
   const compile = async (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): Promise<SchemaGuard> => {
