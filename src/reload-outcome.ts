@@ -42,7 +42,8 @@ export function reportRefused(report: ReloadReport, messages: readonly string[],
   const { log, file, metrics } = report;
   const told = toldIssues(messages, file);
   for (const message of told) log.error(message);
-  log.error({ file, issues: messages.length }, 'config reload failed; the running config is kept');
+  // (an aborted reload's last message is the advice to reload again, no issue)
+  log.error({ file, issues: aborted ? messages.length - 1 : messages.length }, 'config reload failed; the running config is kept');
   metrics.configReloads.labels('failure').inc();
   // aborted: the file could not be read (no descriptor left), which says nothing of it
   return aborted ? { ok: false, code: 'reload_aborted', messages: told } : { ok: false, messages: told };

@@ -66,8 +66,10 @@ t.test('a reload at the open-files limit is aborted, not invalid; the same file 
   t.equal(atLimit.status, 503, atLimit.body);
   const answer = JSON.parse(atLimit.body) as { error: string; message: string };
   t.equal(answer.error, 'reload_aborted');
-  t.match(answer.message, /cannot read the config file: this process has no file descriptor left \(EMFILE\); the file was not read, nothing is wrong with it/);
+  t.match(answer.message, /cannot read the config file: this process has no file descriptor left \(EMFILE\); the file was not read/);
   t.match(answer.message, /nothing was applied; reload again/);
+  const failed = await sidecar.waitFor((line) => line.msg === 'config reload failed; the running config is kept');
+  t.equal(failed.issues, 1, 'the log counts one issue (the advice to reload again is none)');
 
   const after = await post(adminPort, '/reload');
   t.equal(after.status, 200, `the same file reloads once descriptors are free: ${after.body}`);

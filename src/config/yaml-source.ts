@@ -269,6 +269,7 @@ function readFailure(err: unknown, file: string): string {
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'it is a directory';
   const shortage = localShortage(code);
-  if (shortage !== undefined) return `${shortage} (${code}); the file was not read, nothing is wrong with it`;
+  // (the open fails before the path is looked at: nothing is known of the file)
+  if (shortage !== undefined) return `${shortage} (${code}); the file was not read`;
   return err instanceof Error ? err.message : String(err);
 }

@@ -106,7 +106,8 @@ function purposeWords(use: 'client' | 'server', cert: X509Certificate | undefine
   // OpenSSL's keyUsage bits for the use: digitalSignature or keyAgreement for a client; a server may also have keyEncipherment
   const bits = cert === undefined ? undefined : keyUsageBits(cert.raw);
   if (bits !== undefined && (bits & KU_ALLOWING[use]) === 0) return `its keyUsage has none of ${use === 'client' ? 'digitalSignature and keyAgreement' : 'digitalSignature, keyEncipherment and keyAgreement'}, which a TLS ${use} needs`;
-  if (cert !== undefined) return `an issuer's extended key usage lacks ${use}Auth (the certificate's own allows it)`;
+  // the certificate's own allow it: an issuer's extended key usage refused it, or the certificate's old nsCertType
+  if (cert !== undefined) return `an issuer's extended key usage lacks ${use}Auth (the certificate's own allows it), or its nsCertType forbids it`;
   return `its extended key usage, or an issuer's, lacks ${use}Auth, or its keyUsage forbids it`;
 }
 
