@@ -25,6 +25,18 @@ export interface SchemaCompilers {
 // until a restart; a require that failed is tried afresh the next time. (This module itself is
 // imported with the sidecar, guards.ts: none of it is left to a later load.)
 const requireCjs = createRequire(import.meta.url);
+// Resolved now (their package.json files read, no module loaded): Node's CommonJS loader keeps a
+// package.json it could not open as one that is not there, and a require at the limit that met
+// one failed every later require with "Cannot find module 'ajv-formats'" until a restart. Ajv's
+// own dependencies too, from its folder. A package missing here is told at the first compile.
+try {
+  requireCjs.resolve('ajv-formats');
+  requireCjs.resolve('ajv/dist/2020.js');
+  const fromAjv = createRequire(requireCjs.resolve('ajv'));
+  for (const name of ['fast-deep-equal', 'json-schema-traverse', 'fast-uri', 'require-from-string']) fromAjv.resolve(name);
+} catch {
+  // the first compile's require says what is missing
+}
 
 interface AjvPackages {
   readonly Ajv: typeof import('ajv').Ajv;
