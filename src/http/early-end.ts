@@ -9,7 +9,9 @@
 // callers on `http2.codec: node`, the outbound's h2c apps) gets no such end at all
 // (refuseEarlyEnd): the stream is destroyed instead, as src/h2's is.
 
+import type { IncomingHttpHeaders } from 'node:http2';
 import { Readable, type Duplex } from 'node:stream';
+import { isGrpcRequest } from './grpc-status.js';
 
 const ENDED_EARLY = Symbol('meshcar.endedEarly');
 type Watched = Duplex & { [ENDED_EARLY]?: true; readonly closed: boolean; _readableState: { ended: boolean } };
@@ -28,6 +30,20 @@ function pushNotingEarlyEnd(this: Watched, chunk: unknown, encoding?: BufferEnco
 /** Whether the stream's body ended without the peer's END_STREAM (see watchEarlyEnd). */
 export function endedEarly(stream: Duplex): boolean {
   return (stream as Watched)[ENDED_EARLY] === true;
+}
+
+/**
+ * The length an answer that ended early (endedEarly) is whole at: its Content-Length, when every
+ * byte of it came and the reset only overtook the END_STREAM still queued behind them (nghttp2
+ * sends a server's own RST_STREAM(NO_ERROR) first: Node's http2 server resets a stream whose
+ * request it never read so). -1 when no length vouches for it: none given, or trailers were
+ * still due (a gRPC answer's status, fields a `trailer` head field announced), which the length
+ * does not cover.
+ */
+export function wholeAtLength(head: IncomingHttpHeaders): number {
+  const length = head['content-length'];
+  if (typeof length !== 'string' || !/^\d{1,15}$/.test(length) || head.trailer !== undefined || isGrpcRequest(head['content-type'])) return -1;
+  return Number(length);
 }
 
 /**

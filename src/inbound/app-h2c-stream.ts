@@ -9,8 +9,7 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
-import { endedEarly } from '../http/early-end.js';
-import { isGrpcRequest } from '../http/grpc-status.js';
+import { endedEarly, wholeAtLength } from '../http/early-end.js';
 import { failOnApp, mayResendAfterBreak } from './app-failure.js';
 import type { H2cApp } from './app-h2c.js';
 import { appTrailersOf } from './app-headers.js';
@@ -32,7 +31,7 @@ export const kLease = Symbol('meshcar.inbound.lease');
 export const kKnownLimit = Symbol('meshcar.inbound.knownLimit');
 /** The stream's refusal was told to the pool (once, from 'error' or 'close', whichever comes first). */
 const kRefusalTold = Symbol('meshcar.inbound.refusalTold');
-/** The answer's Content-Length, when it has one that reads as a length. */
+/** The length at which the answer, if it ends early, is still whole (wholeAtLength: -1 for none). */
 const kAnswerLength = Symbol('meshcar.inbound.answerLength');
 
 export interface LeasedStream extends ClientHttp2Stream {
@@ -52,9 +51,7 @@ export function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders
     if (!endStream) this.resume();
     return;
   }
-  // (a gRPC answer, or one that announces trailers, is whole only with them: never by its length)
-  const length = headers['content-length'];
-  if (typeof length === 'string' && /^\d{1,15}$/.test(length) && headers.trailer === undefined && !isGrpcRequest(headers['content-type'])) (this as LeasedStream)[kAnswerLength] = Number(length);
+  (this as LeasedStream)[kAnswerLength] = wholeAtLength(headers);
   this.once('end', onEnd);
   this.pipe(exchange.responseSink, KEEP_OPEN);
   this.on('data', onActivity);
@@ -101,7 +98,7 @@ function onEnd(this: ClientHttp2Stream): void {
   // and nghttp2 sends that reset ahead of the END_STREAM still waiting for our window: under
   // backpressure most of 50 concurrent 10 MB downloads came whole and were reset toward the
   // caller. Without a length such a body may be short (the reset overtakes DATA too): still cut;
-  // so is one whose trailers were still due (gRPC's status), which Node's server never resets
+  // so is one whose trailers were still due (wholeAtLength)
   if (endedEarly(this) && (this as LeasedStream)[kAnswerLength] !== exchange.bytesOut) exchange.broken();
   else exchange.finish(exchange.appTrailers);
 }

@@ -10,8 +10,7 @@
 import { constants as h2, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
-import { endedEarly } from '../http/early-end.js';
-import { isGrpcRequest } from '../http/grpc-status.js';
+import { endedEarly, wholeAtLength } from '../http/early-end.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import type { Attempt } from './attempt.js';
 import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
@@ -46,9 +45,7 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
   attempt.timer = undefined;
   if (!attempt.writeHead(status, head, flags, raw)) return;
   attempt.answered = true;
-  // (a gRPC answer, or one that announces trailers, is whole only with them: never by its length)
-  const length = head['content-length'];
-  if (length !== undefined && head.trailer === undefined && !isGrpcRequest(head['content-type'])) attempt.answerLength = Number(length);
+  attempt.answerLength = wholeAtLength(head);
   dropKeptBody(attempt);
   attempt.exchange.answered(judged, head, responseEnds(flags));
   reportRetry(attempt, judged >= 500 || judged === 429 ? 'failure' : 'success');

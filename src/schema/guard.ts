@@ -1,7 +1,8 @@
 // One configured spec as the data plane holds it: the compiled spec, the mode and the body
 // limit. Built (and every spec loaded) before a start or a reload takes effect, so a broken
 // spec stops the start or leaves the running guard in place. The loader and compiler
-// (swagger-parser, Ajv: about 11 MB and 100 ms) are imported only when a spec is configured.
+// (swagger-parser in the spec worker, Ajv: about 11 MB and 100 ms) are loaded only when a spec
+// is: the worker when one is read, Ajv at the first compile (compilers.ts).
 
 import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
 import { CompiledSpec } from './spec.js';

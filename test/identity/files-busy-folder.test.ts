@@ -14,17 +14,15 @@ import { makePki, type IssuedLeaf } from '../helpers/pki.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { identityFromFiles } from '../../src/identity/bootstrap.js';
 import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+import { writeSvidFileSet } from '../helpers/svid-file-set.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
 
 async function watched(t: Tap.Test) {
   const pki = await makePki();
   const dir = await mkdtemp(join(tmpdir(), 'meshcar-busy-'));
-  const files = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), bundle: join(dir, 'ca.crt') };
   const first = await pki.issue(ID);
-  await writeFile(files.cert, first.chainPem);
-  await writeFile(files.key, first.privateKeyPem, { mode: 0o600 });
-  await writeFile(files.bundle, first.bundlePem);
+  const files = await writeSvidFileSet(dir, first);
   const lines: Array<Record<string, unknown>> = [];
   const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 200, logger: memoryLogger(lines) });
   t.teardown(async () => {

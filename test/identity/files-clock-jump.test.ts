@@ -14,6 +14,7 @@ import { memoryLogger } from '../helpers/ca.js';
 import { lookOftenAtTheClock, movableClock, waitFor } from '../helpers/movable-clock.js';
 import { identityFromFiles } from '../../src/identity/bootstrap.js';
 import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+import { writeSvidFileSet } from '../helpers/svid-file-set.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
 const MINUTE = 60_000;
@@ -21,11 +22,8 @@ const MINUTE = 60_000;
 t.test('the wall clock jumping past the start of a refused set: taken at the next look', async (t) => {
   const pki = await makePki();
   const dir = await mkdtemp(join(tmpdir(), 'meshcar-files-'));
-  const files = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), bundle: join(dir, 'ca.crt') };
   const first = await pki.issue(ID);
-  await writeFile(files.cert, first.chainPem);
-  await writeFile(files.key, first.privateKeyPem, { mode: 0o600 });
-  await writeFile(files.bundle, first.bundlePem);
+  const files = await writeSvidFileSet(dir, first);
   const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 100, logger: memoryLogger([]) });
   const { identity } = running;
   t.teardown(async () => {

@@ -16,22 +16,20 @@ import { identityFromFiles } from '../../src/identity/bootstrap.js';
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
 import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+import { writeSvidFileSet } from '../helpers/svid-file-set.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
 
 t.test('files mode hot reload', async (t) => {
   const pki = await makePki();
   const dir = await mkdtemp(join(tmpdir(), 'meshcar-files-'));
-  const files = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), bundle: join(dir, 'ca.crt') };
   const replace = async (file: string, content: string) => {
     const temp = join(dir, `.incoming-${Math.random().toString(16).slice(2)}`);
     await writeFile(temp, content);
     await rename(temp, file);
   };
   const first = await pki.issue(ID);
-  await writeFile(files.cert, first.chainPem);
-  await writeFile(files.key, first.privateKeyPem, { mode: 0o600 });
-  await writeFile(files.bundle, first.bundlePem);
+  const files = await writeSvidFileSet(dir, first);
 
   const lines: Array<Record<string, unknown>> = [];
   const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 200, logger: memoryLogger(lines) });
