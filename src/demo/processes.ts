@@ -18,6 +18,8 @@ const LAUNCHER_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
 const LAUNCHER_ENV = { UV_THREADPOOL_SIZE: '16' };
 
 const children: ChildProcess[] = [];
+/** The one-shot commands running (meshcarCommand): stopAll lets each finish before it returns. */
+const oneShots = new Set<ChildProcess>();
 /** Each child's last stderr line: why it exited, for the demo's one line. */
 const lastError = new WeakMap<ChildProcess, string>();
 /** Aborted by stopAll: the waits still polling stop, so nothing keeps the runner alive. */
@@ -81,7 +83,12 @@ export function exitedEarly(child: ChildProcess, what: string): Promise<never> {
  * hang-up does (onStopSignal).
  */
 export async function meshcarCommand(args: string[], options: { capture?: boolean } = {}): Promise<string> {
+  // refused once stopAll has begun, and waited for by it: one started or running during a stop
+  // (a rotation step's `ca root add`) outlived the runner, still writing in the CA's folder
+  if (stopping.signal.aborted) throw new Error(`the demo is stopping: meshcar ${args.join(' ')} is not run`);
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  oneShots.add(child);
+  child.once('exit', () => oneShots.delete(child));
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (options.capture ? (out += chunk.toString()) : process.stdout.write(chunk)));
   child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
@@ -157,6 +164,8 @@ export async function stopAll(servers: readonly http.Server[] = []): Promise<voi
     server.close();
     server.closeAllConnections(); // idle keep-alive callers would hold it (and the runner) open
   }
+  // a one-shot under way (a CA step) ends on its own: cut, it could leave a step half done
+  await Promise.all([...oneShots].map((child) => exitOf(child)));
   // the sidecars first: one that outlived the CA would warn it cannot fetch the CA's bundle
   await stopEach(children.filter((child) => !cas.has(child)));
   await stopEach([...cas]);
@@ -175,17 +184,22 @@ function stopEach(list: ChildProcess[]): Promise<unknown> {
 }
 
 function stopOne(child: ChildProcess): Promise<void> {
-  const exited = new Promise<void>((done) => {
+  const exited = exitOf(child, 'SIGTERM');
+  exits.set(child, exited);
+  return exited;
+}
+
+/** Resolves when `child` has exited, after `signal` if one is given; SIGKILL if it has not within 12 s. */
+function exitOf(child: ChildProcess, signal?: NodeJS.Signals): Promise<void> {
+  return new Promise<void>((done) => {
     if (child.exitCode !== null || child.signalCode !== null) return done();
     const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
     child.once('exit', () => {
       clearTimeout(timer);
       done();
     });
-    child.kill('SIGTERM');
+    if (signal) child.kill(signal);
   });
-  exits.set(child, exited);
-  return exited;
 }
 
 /**
@@ -221,7 +235,7 @@ export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
 // last resort: the runner ending any other way (an error nothing caught) still signals what it
 // started; each child is in a session of its own, so nothing else would
 process.on('exit', () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  for (const child of [...children, ...oneShots]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 });
 
 /** stopAll has begun (a failure, or the end): loops still driving traffic end. */

@@ -8,7 +8,7 @@
 
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,17 @@ async function childPids(parent: number, part: string): Promise<number[]> {
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
     if ((await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').includes(part)) found.push(Number(entry));
+  }
+  return found;
+}
+
+/** The processes (Linux /proc) whose working folder is `dir`, with their command lines. */
+async function processesIn(dir: string): Promise<string[]> {
+  const real = await realpath(dir);
+  const found: string[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || (await readlink(`/proc/${entry}/cwd`).catch(() => '')) !== real) continue;
+    found.push(`${entry}: ${(await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim()}`);
   }
   return found;
 }
@@ -108,11 +119,26 @@ t.test('a sidecar dying while a step waits to reach both sidecars: the runner en
 
 // Ctrl-C mid-rotation exited 0 and never said what had been counted
 t.test('Ctrl-C mid-rotation: the counts so far, every process stopped, exit 130', async (t) => {
-  const run = startRun(t.testdir());
+  const cwd = t.testdir();
+  const run = startRun(cwd);
   t.teardown(() => run.child.kill('SIGKILL'));
   await waitFor(async () => run.out.stdout.includes('before: one root') || run.child.exitCode !== null, 60_000, 'the run up, its traffic running');
+  // the signal while a one-shot CA command runs (the rotation's first `ca status`): it, and the
+  // `ca root add` the rotation went on to start, outlived the runner, writing in the CA's folder
+  await waitFor(async () => (await childPids(run.child.pid as number, ' ca status')).length > 0 || run.child.exitCode !== null, 30_000, 'a ca status of the rotation running');
+  const before = new Set(await childPids(run.child.pid as number, ' ca '));
   run.child.kill('SIGINT');
+  const startedAfter = new Set<number>();
+  const watching = (async () => {
+    while (run.child.exitCode === null && run.child.signalCode === null) {
+      for (const pid of await childPids(run.child.pid as number, ' ca ')) if (!before.has(pid)) startedAfter.add(pid);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
   t.equal(await within(run.exited, 20_000, -1), 130, 'exit 130, as a shell reports SIGINT');
+  await watching;
+  t.same([...startedAfter], [], 'no meshcar command started once the signal came');
+  t.same(await processesIn(cwd), [], 'no process left running in the demo\'s folder once the runner has exited');
   t.match(run.out.stdout, /SIGINT: stopping the rotate-demo\ninterrupted: \d+ requests through the mesh, 0 failed/, 'what was counted');
   t.match(run.out.stdout, /stopped every process the demo started/);
   t.notMatch(run.out.stderr, /rotate-demo failed/, 'a stop is not reported as a failure');
