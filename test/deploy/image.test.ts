@@ -129,7 +129,9 @@ t.test('the entrypoint runs --help from a production-only install', async (t) =>
   const child = spawn(onPath, ['run', '--config', '/dev/stdin'], { stdio: ['pipe', 'ignore', 'ignore'], cwd: tmpdir() });
   t.teardown(() => void child.kill('SIGKILL'));
   let argv: string[] = [];
-  for (let i = 0; i < 100 && !argv.includes('run'); i++) {
+  // `/usr/bin/env -S ...` first, until it execs node (its own argv names `run` too: read as the
+  // sidecar's on a busy host, it failed the check)
+  for (let i = 0; i < 250 && !(argv.includes('run') && /(^|\/)node$/.test(argv[0] ?? '')); i++) {
     await new Promise((r) => setTimeout(r, 20));
     argv = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
   }

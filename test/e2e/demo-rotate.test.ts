@@ -126,8 +126,11 @@ t.test('Ctrl-C mid-rotation: the counts so far, every process stopped, exit 130'
   // the signal while a one-shot CA command runs (the rotation's first `ca status`): it, and the
   // `ca root add` the rotation went on to start, outlived the runner, writing in the CA's folder
   await waitFor(async () => (await childPids(run.child.pid as number, ' ca status')).length > 0 || run.child.exitCode !== null, 30_000, 'a ca status of the rotation running');
-  const before = new Set(await childPids(run.child.pid as number, ' ca '));
   run.child.kill('SIGINT');
+  // what runs once the handler has begun the stop (it says so, then stops at once): a command
+  // started before the signal is let finish; listed earlier, one started during the scan was missed
+  await waitFor(async () => run.out.stdout.includes('SIGINT: stopping the rotate-demo') || run.child.exitCode !== null, 10_000, 'the stop begun');
+  const before = new Set(await childPids(run.child.pid as number, ' ca '));
   const startedAfter = new Set<number>();
   const watching = (async () => {
     while (run.child.exitCode === null && run.child.signalCode === null) {
