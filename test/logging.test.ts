@@ -98,7 +98,7 @@ t.test('a stdout that fails for good (a full disk): SIGTERM does not wait out th
   child.kill('SIGTERM');
   const code = await Promise.race([exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000).unref())]);
   t.equal(code, 0, 'exit 0');
-  t.ok(Date.now() - signalled < 5_000, `exited ${Date.now() - signalled} ms after SIGTERM, not at the 20 s budget`);
+  t.ok(Date.now() - signalled < 12_000, `exited ${Date.now() - signalled} ms after SIGTERM, not at the 20 s budget`);
 });
 
 t.test('an exit with a stdout that fails for good: the last lines are dropped, the process ends', async (t) => {

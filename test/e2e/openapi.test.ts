@@ -225,7 +225,8 @@ t.test('a reload with a YAML alias bomb in the spec answers 400 at once; the sid
   // bounded: without the alias limit the sidecar expands 10^9 nodes and never answers
   const reload = await Promise.race([postReload(orders.adminPort), new Promise<{ status: number; body: string }>((done) => setTimeout(() => done({ status: 0, body: 'no answer within 10 s' }), 10_000).unref())]);
   t.equal(reload.status, 400, reload.body);
-  t.ok(Date.now() - started < 2_000, `answered in ${Date.now() - started} ms`);
+  // the fault never answers; a reload re-reads config, certificates and spec (seconds on a busy host)
+  t.ok(Date.now() - started < 8_000, `answered in ${Date.now() - started} ms`);
   t.match(JSON.parse(reload.body).message, `${orders.configFile}: inbound.openapi.spec: ${bomb}: its YAML aliases (*name) expand to far more than the file holds`);
   t.equal((await orders.admin('/healthz')).status, 200, '/healthz answers');
   const res = await call(GOOD[0] as Call, 'after-bomb');

@@ -167,16 +167,17 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
   const exited = await payments.process.waitFor((l) => payments.process.lines.indexOf(l) >= seen && l.msg === 'worker exited unexpectedly; restarting it', 10_000);
   t.equal(exited.signal, 'SIGKILL', 'the log line names the signal');
   t.equal((await payments.admin('/ready')).status, 503, '/ready: 503 while a worker is missing');
+  // bounds well under the 10 s ask timeout they rule out: a busy host boots the replacement meanwhile
   const scrapeStart = Date.now();
   const during = await payments.admin('/metrics');
-  t.ok(during.status === 200 && Date.now() - scrapeStart < 2000, `/metrics answers at once while the replacement boots (${during.status} in ${Date.now() - scrapeStart} ms)`);
+  t.ok(during.status === 200 && Date.now() - scrapeStart < 6000, `/metrics answers at once while the replacement boots (${during.status} in ${Date.now() - scrapeStart} ms)`);
   const listStart = Date.now();
   const listing = await workersOf(payments);
-  t.ok(Date.now() - listStart < 2000, `/workers answers at once too (${Date.now() - listStart} ms), not after the 10 s ask timeout`);
+  t.ok(Date.now() - listStart < 6000, `/workers answers at once too (${Date.now() - listStart} ms), not after the 10 s ask timeout`);
   t.equal(listing.workers.length, 2, '/workers lists the replacement while it boots');
   const inventoryStart = Date.now();
   t.equal((await payments.admin('/endpoints')).status, 200, '/endpoints answers while it boots');
-  t.ok(Date.now() - inventoryStart < 2000, `/endpoints at once (${Date.now() - inventoryStart} ms)`);
+  t.ok(Date.now() - inventoryStart < 6000, `/endpoints at once (${Date.now() - inventoryStart} ms)`);
   await waitFor(async () => (await payments.admin('/ready')).status === 200, 10_000, '/ready 200 again', payments.process);
   const metrics = (await payments.admin('/metrics')).body;
   t.equal(metricValue(metrics, 'meshcar_workers_restarts_total'), 1, 'meshcar_workers_restarts_total 1');

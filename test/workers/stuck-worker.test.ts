@@ -43,7 +43,8 @@ t.test('SIGTERM with a stopped worker: exit 0 within drainTimeout', { timeout: 3
   await stopOne(t, sidecar);
   const { code, took } = await terminated(sidecar);
   t.equal(code, 0, 'exit 0');
-  t.ok(took < 2_700, `exited in ${took} ms: the 2 s drain timeout bounds the shutdown`);
+  // the fault took the drain timeout and 5 s more; the margin covers the kills and exits on a busy host
+  t.ok(took < 5_000, `exited in ${took} ms: the 2 s drain timeout bounds the shutdown`);
   t.ok(sidecar.process.lines.some((l) => l.msg === 'worker still running after the drain timeout; killing it'), 'the stopped worker was killed at the drain timeout');
   // that kill is the primary's own, said above: not taken for a worker dying during the drain
   t.notOk(sidecar.process.lines.some((l) => String(l.msg).startsWith('worker exited during the drain')), 'not said to have died during the drain');
