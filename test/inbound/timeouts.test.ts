@@ -154,9 +154,9 @@ t.test("the caller's deadline headers", async (t) => {
   t.ok(own.ms < 1000, `x-request-timeout shorter than configured is honoured (${own.ms.toFixed(0)} ms)`);
 
   fx.inbound.setTimeouts({ timeoutMs: 200 });
-  const longer = await timed(() => h1Request(fx.port, tlsOptions, { path: '/slow/900', headers: { 'grpc-timeout': '10S', 'x-request-timeout': '10s' } }));
+  const longer = await timed(() => h1Request(fx.port, tlsOptions, { path: '/slow/3000', headers: { 'grpc-timeout': '10S', 'x-request-timeout': '10s' } }));
   is504(t, longer.res, 'a longer header');
-  t.ok(longer.ms < 800, `a longer header never extends the configured timeout (${longer.ms.toFixed(0)} ms)`);
+  t.ok(longer.ms < 2500, `a longer header never extends the configured timeout (${longer.ms.toFixed(0)} ms)`);
 });
 
 t.test('setTimeouts() applies to the next request', async (t) => {
