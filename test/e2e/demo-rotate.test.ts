@@ -59,13 +59,40 @@ async function processesIn(dir: string): Promise<string[]> {
   return found;
 }
 
+/**
+ * A test's folder for a demo run. At the test's end every process still in it (the runner, and
+ * the sidecars and CA it starts in sessions of their own: a failed test leaves them) gets SIGKILL
+ * and is waited for before tap removes the folder: a teardown set before the folder is made runs
+ * before its removal (one set after runs after it, too late: the removal met ENOTEMPTY).
+ */
+function demoDir(t: Tap.Test): string {
+  let dir = '';
+  t.teardown(() => killAllIn(dir));
+  dir = t.testdir();
+  return dir;
+}
+
+/** SIGKILL to every process working in `dir`, until none is left (5 s at most). */
+async function killAllIn(dir: string): Promise<void> {
+  for (let round = 0; round < 50; round++) {
+    const left = (await processesIn(dir).catch(() => [])).map((line) => Number(line.split(':')[0]));
+    if (left.length === 0) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 t.test('the rotate demo rotates the root under traffic with zero failed requests; a second one beside it is refused', async (t) => {
-  const cwd = t.testdir();
+  const cwd = demoDir(t);
   const first = startRun(cwd);
-  t.teardown(() => first.child.kill('SIGKILL'));
   await waitFor(async () => first.out.stdout.includes('before: one root') || first.child.exitCode !== null, 60_000, 'the first run up, its traffic running');
   const second = startRun(cwd);
-  t.teardown(() => second.child.kill('SIGKILL'));
   t.equal(await within(second.exited, 20_000, -1), 1, 'the second run ends, exit 1');
   t.match(second.out.stderr, /rotate-demo failed: another demo is running here/, `it says why: ${second.out.stderr}`);
   const code = await within(first.exited, 90_000, -1);
@@ -90,8 +117,8 @@ t.test('the rotate demo rotates the root under traffic with zero failed requests
 });
 
 t.test('a sidecar dying mid-rotation: the rotate demo fails at once, exit 1', async (t) => {
-  const run = startRun(t.testdir());
-  t.teardown(() => run.child.kill('SIGKILL'));
+  const cwd = demoDir(t);
+  const run = startRun(cwd);
   await waitFor(async () => run.out.stdout.includes('before: one root') || run.child.exitCode !== null, 60_000, 'the run up, its traffic running');
   const [orders] = await childPids(run.child.pid as number, 'orders.yaml');
   t.ok(orders, 'the orders sidecar runs');
@@ -104,9 +131,8 @@ t.test('a sidecar dying mid-rotation: the rotate demo fails at once, exit 1', as
 // the runner said "failed" at once but stayed up to 30 s more: the wait for a step to reach
 // both sidecars polled on after the stop (a review: 29.9 s after the kill)
 t.test('a sidecar dying while a step waits to reach both sidecars: the runner ends within seconds', async (t) => {
-  const cwd = t.testdir();
+  const cwd = demoDir(t);
   const run = startRun(cwd);
-  t.teardown(() => run.child.kill('SIGKILL'));
   await waitFor(async () => existsSync(join(cwd, 'certs/rotate-demo/ca/root-pending.crt')) || run.child.exitCode !== null, 60_000, '"root add" run, its wait for the sidecars under way');
   const [orders] = await childPids(run.child.pid as number, 'orders.yaml');
   t.ok(orders, 'the orders sidecar runs');
@@ -119,9 +145,8 @@ t.test('a sidecar dying while a step waits to reach both sidecars: the runner en
 
 // Ctrl-C mid-rotation exited 0 and never said what had been counted
 t.test('Ctrl-C mid-rotation: the counts so far, every process stopped, exit 130', async (t) => {
-  const cwd = t.testdir();
+  const cwd = demoDir(t);
   const run = startRun(cwd);
-  t.teardown(() => run.child.kill('SIGKILL'));
   await waitFor(async () => run.out.stdout.includes('before: one root') || run.child.exitCode !== null, 60_000, 'the run up, its traffic running');
   // the signal while a one-shot CA command runs (the rotation's first `ca status`): it, and the
   // `ca root add` the rotation went on to start, outlived the runner, writing in the CA's folder

@@ -142,6 +142,8 @@ export interface SidecarSpec {
   readonly codec?: 'meshcar' | 'node';
   /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */
   readonly nodeArgs?: readonly string[];
+  /** How long the sidecar may take to listen on its admin port; default 20 s (a large spec is compiled first). */
+  readonly startTimeoutMs?: number;
   /** log.level (default info). */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Instead of identity.ca: identity.files with these paths (no CA contact, no CSR). */
@@ -237,7 +239,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   const portOf = (address: unknown) => Number((address as { port?: unknown } | undefined)?.port ?? 0);
   let adminPort: number;
   try {
-    adminPort = portOf((await proc.waitFor((line) => line.msg === 'admin listening', 20_000)).address);
+    adminPort = portOf((await proc.waitFor((line) => line.msg === 'admin listening', spec.startTimeoutMs ?? 20_000)).address);
   } catch (err) {
     await stop('SIGKILL');
     throw err;

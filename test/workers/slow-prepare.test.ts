@@ -42,7 +42,7 @@ function reload(port: number): Promise<{ status: number; body: { message?: strin
 t.test('workers: 2: a worker that takes longer than 10 s to prepare a large spec is waited for, not killed', { timeout: 120_000 }, async (t) => {
   const spec = join(t.testdir(), 'slow.json');
   await writeFile(spec, slowSpec(1000));
-  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, openapi: `{spec: ${spec}, mode: shadow}` }, extraYaml: 'workers: 2' });
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, openapi: `{spec: ${spec}, mode: shadow}` }, extraYaml: 'workers: 2', startTimeoutMs: 60_000 });
   t.teardown(() => sidecar.stop('SIGKILL'));
   const statuses = (path: string) => Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(sidecar.inboundPort, fx.probe, path)).status));
   await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
