@@ -64,7 +64,9 @@ t.test('a reload at the open-files limit is aborted, not invalid; the same file 
   // closed meanwhile moves it (the reload then reads its file, or the admin connection is
   // refused), so a few tries; only the 503 passes
   let atLimit = { status: 0, body: '' };
+  let from = 0;
   for (let tries = 0; tries < 5 && atLimit.status !== 503; tries++) {
+    from = sidecar.lines.length;
     await run('prlimit', ['--pid', String(pid), `--nofile=${(await lowestFree(pid)) + 1}:`]);
     atLimit = await post(adminPort, '/reload').catch((err: Error) => ({ status: 0, body: err.message }));
     await run('prlimit', ['--pid', String(pid), '--nofile=4096:']);
@@ -74,7 +76,7 @@ t.test('a reload at the open-files limit is aborted, not invalid; the same file 
   t.equal(answer.error, 'reload_aborted');
   t.match(answer.message, /cannot read the config file: this process has no file descriptor left \(EMFILE\); the file was not read/);
   t.match(answer.message, /nothing was applied; reload again/);
-  const failed = await sidecar.waitFor((line) => line.msg === 'config reload failed; the running config is kept');
+  const failed = await sidecar.waitFor((line) => sidecar.lines.indexOf(line) >= from && line.msg === 'config reload failed; the running config is kept');
   t.equal(failed.issues, 1, 'the log counts one issue (the advice to reload again is none)');
 
   const after = await post(adminPort, '/reload');

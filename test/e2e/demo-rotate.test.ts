@@ -67,12 +67,13 @@ async function processesIn(dir: string): Promise<string[]> {
  */
 function demoDir(t: Tap.Test): string {
   let dir = '';
+  // the test's first teardown: tap wraps its end there, so this one runs before the folder goes
   t.teardown(() => killAllIn(dir));
   dir = t.testdir();
   return dir;
 }
 
-/** SIGKILL to every process working in `dir`, until none is left (5 s at most). */
+/** SIGKILL to every process working in `dir`, until none is left (about 5 s at most). */
 async function killAllIn(dir: string): Promise<void> {
   for (let round = 0; round < 50; round++) {
     const left = (await processesIn(dir).catch(() => [])).map((line) => Number(line.split(':')[0]));
@@ -151,11 +152,23 @@ t.test('Ctrl-C mid-rotation: the counts so far, every process stopped, exit 130'
   // the signal while a one-shot CA command runs (the rotation's first `ca status`): it, and the
   // `ca root add` the rotation went on to start, outlived the runner, writing in the CA's folder
   await waitFor(async () => (await childPids(run.child.pid as number, ' ca status')).length > 0 || run.child.exitCode !== null, 30_000, 'a ca status of the rotation running');
+  const [status] = await childPids(run.child.pid as number, ' ca status');
+  // what runs once the handler has begun the stop (it says so, then stops at once), read as soon
+  // as it says so: a command started before the signal is let finish; listed before the signal,
+  // one started during the scan was missed
+  const stopBegun = new Promise<void>((resolve) => {
+    const onData = () => {
+      if (!run.out.stdout.includes('SIGINT: stopping the rotate-demo')) return;
+      run.child.stdout?.off('data', onData);
+      resolve();
+    };
+    run.child.stdout?.on('data', onData);
+  });
   run.child.kill('SIGINT');
-  // what runs once the handler has begun the stop (it says so, then stops at once): a command
-  // started before the signal is let finish; listed earlier, one started during the scan was missed
-  await waitFor(async () => run.out.stdout.includes('SIGINT: stopping the rotate-demo') || run.child.exitCode !== null, 10_000, 'the stop begun');
+  await within(stopBegun, 10_000, undefined);
   const before = new Set(await childPids(run.child.pid as number, ' ca '));
+  // with the fault, the ca status ending before this scan let the next command in unseen
+  if (status !== undefined && !before.has(status)) t.comment(`the ca status (${status}) had ended before the scan: this run could not tell`);
   const startedAfter = new Set<number>();
   const watching = (async () => {
     while (run.child.exitCode === null && run.child.signalCode === null) {

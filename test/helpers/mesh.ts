@@ -142,7 +142,7 @@ export interface SidecarSpec {
   readonly codec?: 'meshcar' | 'node';
   /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */
   readonly nodeArgs?: readonly string[];
-  /** How long the sidecar may take to listen on its admin port; default 20 s (a large spec is compiled first). */
+  /** How long the sidecar may take to listen on its admin port, and then to be ready; default 20 s each (a large spec is compiled first). */
   readonly startTimeoutMs?: number;
   /** log.level (default info). */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
@@ -188,7 +188,7 @@ export interface LaunchedSidecar {
 let launched = 0;
 
 export async function startSidecar(ca: MeshCa, spec: SidecarSpec): Promise<RunningSidecar> {
-  return (await launchSidecar(ca, spec)).ready();
+  return (await launchSidecar(ca, spec)).ready(spec.startTimeoutMs);
 }
 
 /** Starts `meshcar run` and returns once its admin port listens (read from its log). */

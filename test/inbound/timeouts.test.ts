@@ -20,7 +20,8 @@ function app(req: IncomingMessage, res: ServerResponse): void {
   req.resume();
   const slow = /\/slow\/(\d+)/.exec(url);
   if (slow) {
-    setTimeout(() => res.end('late'), Number(slow[1]));
+    const timer = setTimeout(() => res.end('late'), Number(slow[1]));
+    res.on('close', () => clearTimeout(timer)); // a request cut at its timeout leaves nothing pending
   } else if (url.includes('/stall')) {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('first chunk');
