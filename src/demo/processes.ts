@@ -153,7 +153,8 @@ const isCertificateError = (err: NodeJS.ErrnoException) => err.code === 'ERR_TLS
 const pause = () => sleep(100, undefined, { signal: stopping.signal }).catch(() => undefined);
 
 /**
- * SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed.
+ * SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed; a
+ * one-shot command under way is let finish first (SIGKILL after 12 s), and none starts after.
  * Safe to call again (a stop signal during start-up, then the runner's own clean-up): each
  * process is signalled once, and the last line is printed once, when every process has exited.
  */
