@@ -30,7 +30,6 @@ import { WaitQueue, type PoolWaiter } from './h2c-waiters.js';
 import { H2cCallerShare } from './h2c-caller-share.js';
 import { boundFirstSettings, FIRST_SETTINGS_MS } from './h2c-first-settings.js';
 import { appLimitOf, type H2cPoolOptions, type Lease } from './h2c-lease.js';
-import { APP_STREAM_WINDOW, grantConnectionWindow } from '../http/app-h2c-windows.js';
 
 export type { PoolWaiter } from './h2c-waiters.js';
 
@@ -271,9 +270,7 @@ export class H2cSessionPool {
     // maxHeaderListPairs as the outbound listener's and Node's HTTP/1.1 maxHeadersCount (2000):
     // Node's http2 client takes 128 fields by default and resets the stream beyond, so an answer
     // an http:// app gets through was 502 upstream_reset from an h2c app
-    // windows above Node's 64 KiB (app-h2c-windows.ts): an app's large answers at full speed
-    const session = http2.connect(this.url, { settings: { enablePush: false, initialWindowSize: APP_STREAM_WINDOW }, maxHeaderListPairs: 2000 });
-    grantConnectionWindow(session);
+    const session = http2.connect(this.url, { settings: { enablePush: false }, maxHeaderListPairs: 2000 });
     this.opened++;
     const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false, discarded: false };
     // a silent app (no SETTINGS) may not hold it for ever; waiters fail before its streams' release dials for them

@@ -29,7 +29,6 @@ import { requestIdOf } from '../http/request-id.js';
 import { busy, closeAfterAnswers, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
 import { serveWithoutH2cOffer } from './h2c-offer-ignored.js';
 import { offersOnlyH2c } from '../http/upgrade.js';
-import { APP_STREAM_WINDOW, grantConnectionWindow } from '../http/app-h2c-windows.js';
 
 /**
  * The head size the h2c listener advertises: heads up to it reach our own check (a recorded 431
@@ -153,8 +152,7 @@ export class AppListener {
     // over before 'stream' (no status, no message, no record: grpc-js showed its calls failing
     // "Bandwidth exhausted"); at our limit, only first-flight heads got the 431 below. Advertised
     // at what an upstream sidecar takes, a head between the two gets our recorded 431 too
-    // initialWindowSize and the connection window above Node's 64 KiB: app-h2c-windows.ts
-    this.http2 = http2.createServer({ settings: { maxHeaderListSize: Math.max(limits.maxHeaderBytes, ANSWERED_HEAD_BYTES), maxConcurrentStreams: limits.maxAppStreams, initialWindowSize: APP_STREAM_WINDOW }, maxHeaderListPairs: 2000 });
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: Math.max(limits.maxHeaderBytes, ANSWERED_HEAD_BYTES), maxConcurrentStreams: limits.maxAppStreams }, maxHeaderListPairs: 2000 });
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
@@ -185,7 +183,6 @@ export class AppListener {
     this.http2.on('session', (session: ServerHttp2Session) => {
       this.h2Sessions.add(session);
       session.on('error', ignore);
-      grantConnectionWindow(session);
       closeWhenIdle(session, limits.keepAliveTimeoutMs);
       session.once('close', () => this.h2Sessions.delete(session));
     });
