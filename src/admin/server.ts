@@ -29,7 +29,7 @@ import { logListenerErrors } from '../http/listener-errors.js';
 import { capConnectionsEvictingIdle } from '../http/connection-slots.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
 import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
-import { ADMIN_MAX_CONNECTIONS_PER_PEER, boundConnectionsPerPeer } from './peer-connections.js';
+import { ADMIN_MAX_CONNECTIONS_PER_PEER, peerShareEvents } from './peer-connections.js';
 import { clip } from '../clip.js';
 
 /** A connection with no request in flight and no bytes for this long is closed. */
@@ -232,15 +232,16 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   // an answer that closes the connection while the client is still sending reaches it (lingering-close.ts)
   server.on('connection', lingerWhenClosedEarly);
   const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
-  boundConnectionsPerPeer(server, options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, logger);
-  // after the per-peer cap: at the cap the oldest idle connection makes room (connection-slots.ts),
-  // so idle connections from a few pods cannot shut the kubelet's probes out
+  const maxPerPeer = options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER;
+  // at the cap the oldest idle connection makes room (connection-slots.ts), so idle connections
+  // from a few pods cannot shut the kubelet's probes out; at a peer's share, its own (peer-connections.ts)
   const drops = new LogPerKey();
   const dropped = (remote: string, message: string) => {
     const through = drops.take('drop');
     if (through) logger.warn({ remote }, `${message}${leftOut(through, 'closed')}`);
   };
-  capConnectionsEvictingIdle(server, maxConnections, {
+  capConnectionsEvictingIdle(server, { max: maxConnections, maxPerAddress: maxPerPeer }, {
+    ...peerShareEvents(maxPerPeer, logger),
     evicted: (remote) => dropped(remote, `admin connection closed: ${maxConnections} were open, one with no request in flight (from ${remote}) made room for a new one`),
     evictedBusy: (remote, held) => dropped(remote, `admin connection closed: ${maxConnections} were open; one with a request in flight, the oldest of the ${held} from ${remote}, the address holding the most, made room for one from another address`),
     refused: (remote) => dropped(remote, `admin connection refused: ${maxConnections} already open, none of which may make room (each with a request in flight, or just opened, and no address holding more than one more than this one's)`),

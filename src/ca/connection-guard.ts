@@ -2,7 +2,8 @@
 // these one address could take every connection slot with keep-alive connections that ask for
 // /healthz now and then (never idle, never rate limited) while sidecars got ECONNRESET.
 // - open connections per remote address, counted as TCP connections are accepted (before the
-//   TLS handshake, so a refusal costs no crypto);
+//   TLS handshake, so a refusal costs no crypto); at that bound the address's own oldest
+//   connection with no request in flight makes room for its new one;
 // - open connections in all: at the cap the oldest with no request in flight is closed for the
 //   new one (src/http/connection-slots.ts), so connections that do nothing, from however many
 //   addresses, cannot shut the sidecars out;
@@ -52,7 +53,6 @@ const uses = new WeakMap<Socket, ConnectionUse>();
 
 export function guardConnections(server: Server, limits: ConnectionGuardLimits, metrics: Metrics, logger: Logger): void {
   const log = new RefusalLog(logger);
-  const open = new Map<string, number>();
   // every reason at 0 from the start, as the denials are: a series born at 1 has no increase()
   for (const reason of REFUSAL_REASONS) metrics.caConnectionsRefused.labels(reason).inc(0);
   const refuse = (address: string, reason: RefusalReason, message: string) => {
@@ -62,30 +62,21 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
 
   // 'connection' is the accepted TCP socket: the TLS handshake has not started
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
-    const count = open.get(address) ?? 0;
-    if (count >= limits.maxConnectionsPerAddress) {
-      socket.destroy();
-      refuse(address, 'per_address_limit', `${address} has ${count} connections open already (at most ${limits.maxConnectionsPerAddress} per address)`);
-      return;
-    }
-    open.set(address, count + 1);
     uses.set(socket, { openedAt: performance.now(), requests: 0 });
-    socket.once('close', () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left <= 0) open.delete(address);
-      else open.set(address, left);
-    });
   });
-
-  // after the per-address cap: at the CA's cap the oldest idle connection makes room (connection-slots.ts)
-  capConnectionsEvictingIdle(server, limits.maxConnections, {
+  // per address, then in all (connection-slots.ts): at an address's cap its own oldest idle
+  // connection makes room for its new one (every process of a host shares one address: closing
+  // the newcomer let one of them, renewing its keep-alive connections' requests, shut the
+  // host's other sidecars out of their renewals); at the CA's cap the oldest idle one, anyone's
+  const perAddress = limits.maxConnectionsPerAddress;
+  capConnectionsEvictingIdle(server, { max: limits.maxConnections, maxPerAddress: perAddress }, {
+    evictedOwn: (address) => refuse(address, 'idle_evicted', `${address} had ${perAddress} connections open (at most ${perAddress} per address): its oldest with no request in flight was closed for its new one`),
+    refusedOwn: (address) => refuse(address, 'per_address_limit', `${address} has ${perAddress} connections open already, each with a request in flight (at most ${perAddress} per address)`),
     evicted: (address) => refuse(address, 'idle_evicted', `${limits.maxConnections} connections were open: one with no request in flight, from ${address}, was closed for a new one`),
     // counted as the cap's: a connection closed at it, each open one with a request in flight
     evictedBusy: (address, held) => refuse(address, 'max_connections', `${limits.maxConnections} connections were open: one with a request in flight, the oldest of the ${held} from ${address}, the address holding the most, was closed for one from another address`),
     refused: (address) => refuse(address, 'max_connections', `${limits.maxConnections} connections are open already, none of which may make room (each with a request in flight, or just opened, and no address holding more than one more than this one's)`),
   });
-
   // before the handler writes anything (a /healthz answer is written at once)
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     // the TLS socket wraps the accepted one, which is what was counted

@@ -12,11 +12,16 @@
 // go is the new one closed. A request is in flight from its head to the end of its answer (or
 // the connection's end), and a connection lingering after an early answer counts as busy; the
 // requests' own timeouts and the linger's bounds say how long.
+// Before the cap, each address holds at most `maxPerAddress`: one address (a pod, or every
+// process of a host on loopback) cannot take the slots from the others. At that bound the
+// address's own oldest connection with no request in flight makes room for its new one
+// (slot-victim.ts ownVictim); only when each of its connections has a request in flight is the
+// new one closed. Counted as TCP connections are accepted, before any TLS handshake.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { slotVictim, type Slot } from './slot-victim.js';
+import { ownVictim, slotVictim, type Slot } from './slot-victim.js';
 
 export interface SlotEvents {
   /** A connection with no request in flight, from `address`, was closed for a new one (slot-victim.ts). */
@@ -25,13 +30,22 @@ export interface SlotEvents {
   evictedBusy(address: string, held: number): void;
   /** None could make room: the new one, from `address`, was closed. */
   refused(address: string): void;
+  /** `address` held maxPerAddress: its own oldest connection with no request in flight was closed for its new one. */
+  evictedOwn(address: string): void;
+  /** `address` held maxPerAddress, each with a request in flight: its new one was closed. */
+  refusedOwn(address: string): void;
 }
 
-/**
- * Caps `server` at `max` open connections as above. Call it after the per-address caps'
- * 'connection' listeners, so a connection they close takes no slot and frees none.
- */
-export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max: number, events: SlotEvents): void {
+export interface SlotLimits {
+  /** Open connections in all. */
+  readonly max: number;
+  /** Open connections one remote address may hold. */
+  readonly maxPerAddress: number;
+}
+
+/** Caps `server` at `limits.max` open connections, `limits.maxPerAddress` of them from one address, as above. */
+export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, limits: SlotLimits, events: SlotEvents): void {
+  const { max, maxPerAddress } = limits;
   // the accepted sockets, oldest first (a Map keeps insertion order), with their requests in flight
   const open = new Map<Socket, Slot>();
   /** Open connections by address. */
@@ -47,7 +61,17 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
   server.on('connection', (socket: Socket) => {
     if (socket.destroyed) return;
     const address = socket.remoteAddress ?? 'unknown';
-    if (open.size >= max) {
+    if ((held.get(address) ?? 0) >= maxPerAddress) {
+      const own = ownVictim(open, address);
+      if (own === undefined) {
+        socket.destroy();
+        events.refusedOwn(address);
+        return;
+      }
+      release(own);
+      own.destroy();
+      events.evictedOwn(address);
+    } else if (open.size >= max) {
       const victim = slotVictim(open, held, address, performance.now());
       if (victim === undefined) {
         socket.destroy();

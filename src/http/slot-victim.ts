@@ -77,3 +77,18 @@ export function slotVictim(open: ReadonlyMap<Socket, Slot>, held: ReadonlyMap<st
   const idle = ownIdle ?? biggerIdle;
   return idle === undefined ? undefined : { socket: idle, busy: false };
 }
+
+/**
+ * The connection to close for a newcomer from an address already holding its per-address cap:
+ * that address's oldest with no request in flight, however young (as 4 above: a client
+ * connecting again), or undefined: every one has a request in flight, and the newcomer is
+ * closed. Refusing the newcomer outright let one local process hold the loopback address's
+ * whole share with keep-alive connections asking /healthz every few seconds, and every other
+ * process on the host (an exec probe, `curl POST /reload`, a sidecar's renewal) was closed.
+ */
+export function ownVictim(open: ReadonlyMap<Socket, Slot>, address: string): Socket | undefined {
+  for (const [socket, slot] of open) {
+    if (slot.address === address && slot.inFlight === 0 && !isLingering(slot.served)) return socket;
+  }
+  return undefined;
+}

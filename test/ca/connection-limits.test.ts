@@ -1,7 +1,8 @@
-// What one client address may hold of the CA port (connection-guard.ts): connections beyond the
-// per-address cap are closed as they arrive, so a client keeping the cap's worth of keep-alive
-// connections busy with /healthz leaves room for everyone else (here: a client bound to
-// 127.0.0.2); at the CA's own cap, idle connections from several addresses give way, oldest
+// What one client address may hold of the CA port (connection-guard.ts): at the per-address cap
+// the address's own oldest idle connection makes room for its new one (one local process holding
+// keep-alive connections on 127.0.0.1 shut out the host's other sidecars), and only when each
+// has a request in flight is the new one closed as it arrives, so a client keeping the cap's
+// worth busy leaves room for everyone else (here: a client bound to 127.0.0.2); at the CA's own cap, idle connections from several addresses give way, oldest
 // first, to a client with a request (they shut every sidecar out); each refusal is counted and logged at warn, rate-limited. Every path, /healthz,
 // /metrics and unknown ones too, is rate limited. A keep-alive connection that keeps asking is
 // closed after its request or age bound, the last answer saying `Connection: close`. Real
@@ -14,6 +15,8 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, startTestCa } from '../helpers/ca.js';
 import { promtoolCheck } from '../helpers/promtool.js';
+import { caToken } from '../../src/ca/commands.js';
+import { waitFor } from '../helpers/mesh.js';
 
 const PER_ADDRESS = 8;
 
@@ -30,6 +33,13 @@ function connectTls(port: number, localAddress = '127.0.0.1'): Promise<tls.TLSSo
 /** One GET on a held connection; resolves with the status line. */
 async function healthz(socket: tls.TLSSocket): Promise<string> {
   socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  const [data] = (await once(socket, 'data')) as [Buffer];
+  return data.toString('latin1').split('\r\n')[0] as string;
+}
+
+/** A sign request with Expect: 100-continue whose body never comes; resolves with the CA's first answer line (its 100 Continue: the request is in flight). */
+async function signInFlight(socket: tls.TLSSocket, token: string): Promise<string> {
+  socket.write(`POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`);
   const [data] = (await once(socket, 'data')) as [Buffer];
   return data.toString('latin1').split('\r\n')[0] as string;
 }
@@ -60,7 +70,7 @@ t.test('every refusal reason is exported at 0 from the start, before any refusal
 
 t.test('one address holding its cap of busy connections does not shut others out', async (t) => {
   // the whole CA takes PER_ADDRESS + 2: without a per-address cap the surplus below fills it
-  const ca = await startTestCa({}, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: PER_ADDRESS + 2 });
+  const ca = await startTestCa({ rateLimit: { perSecond: 100, burst: 100 } }, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: PER_ADDRESS + 2 });
   t.teardown(() => ca.close());
   const port = ca.server.port;
 
@@ -71,8 +81,11 @@ t.test('one address holding its cap of busy connections does not shut others out
     if (socket === 'closed') return t.fail(`connection ${i + 1} of the cap was refused`);
     held.push(socket);
   }
-  // keep-alive and busy: each asks for /healthz (the idle sweep sees bytes move)
+  // keep-alive and busy: each asks for /healthz (the idle sweep sees bytes move), then sends a
+  // sign request whose body never comes (in flight once the CA has said 100 Continue to it)
   t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), 'the cap\'s worth of connections are served');
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  t.same(await Promise.all(held.map((socket) => signInFlight(socket, token))), held.map(() => 'HTTP/1.1 100 Continue'), 'and each holds a sign request in flight');
 
   const surplus = await Promise.all(Array.from({ length: 4 }, () => connectTls(port)));
   t.same(
@@ -81,7 +94,7 @@ t.test('one address holding its cap of busy connections does not shut others out
     `connections beyond ${PER_ADDRESS} from one address are closed before the handshake`,
   );
   t.teardown(() => surplus.forEach((s) => s !== 'closed' && s.destroy()));
-  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), 'while the first ones are still served');
+  t.notOk(held.some((socket) => socket.destroyed), 'while the first ones are kept');
 
   const other = await get(port, '/v1/bundle', { localAddress: '127.0.0.2', agent: false }).catch((err: Error) => ({ status: err.message, body: '' }));
   t.equal(other.status, 200, 'a client from another address is served meanwhile');
@@ -100,6 +113,34 @@ t.test('one address holding its cap of busy connections does not shut others out
   for (let i = 0; i < 50 && again === 'closed'; i++) again = await connectTls(port);
   t.not(again, 'closed', 'a connection closed frees its place');
   if (again !== 'closed') again.destroy();
+});
+
+t.test('at its cap, an address\'s own oldest idle connection makes room for its new one: a local process holding keep-alive connections does not shut out the host\'s renewals', async (t) => {
+  const ca = await startTestCa({}, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: 4 * PER_ADDRESS });
+  t.teardown(() => ca.close());
+  const port = ca.server.port;
+  // as the hostile process does: the cap's worth of keep-alive connections, each asking /healthz
+  // now and then (idle between), from 127.0.0.1, which every process of the host shares
+  const held: tls.TLSSocket[] = [];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  for (let i = 0; i < PER_ADDRESS; i++) {
+    const socket = await connectTls(port);
+    if (socket === 'closed') return t.fail(`connection ${i + 1} of the cap was refused`);
+    held.push(socket);
+  }
+  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), "the cap's worth of keep-alive connections are served");
+
+  const renewal = await get(port, '/v1/bundle', { agent: false }).catch((err: Error) => ({ status: err.message, body: '' }));
+  t.equal(renewal.status, 200, 'a new connection from the same address is served');
+  t.match(renewal.body, /BEGIN CERTIFICATE/);
+  await waitFor(async () => held[0]!.destroyed, 5_000, 'the oldest idle one of that address closed for it');
+  t.notOk(held.slice(1).some((socket) => socket.destroyed), 'the others are kept');
+
+  const text = await ca.metrics.render();
+  t.match(text, /^meshcar_ca_connections_refused_total\{reason="idle_evicted"\} 1$/m, 'counted as an idle connection closed for a new one');
+  t.match(text, /^meshcar_ca_connections_refused_total\{reason="per_address_limit"\} 0$/m, 'no connection refused');
+  const warns = ca.logLines.filter((line) => line.level === 40 && String(line.msg).startsWith('CA connection refused'));
+  t.match(warns, [{ remoteAddress: '127.0.0.1', reason: 'idle_evicted', msg: /127\.0\.0\.1 had 8 connections open \(at most 8 per address\): its oldest with no request in flight was closed for its new one/ }], 'logged at warn, saying why');
 });
 
 t.test('connections that do nothing, from several addresses, at the CA\'s cap: the oldest makes room for a client with a request', async (t) => {

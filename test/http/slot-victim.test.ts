@@ -11,7 +11,9 @@
 // - connections renewed every 300 ms from as many addresses as slots, each holding one, do not
 //   hold the cap against a probe;
 // - a connection lingering after an early answer (its client still sending the body) is not
-//   closed for a newcomer, and a kept-alive one is idle from its last answer, not its accept.
+//   closed for a newcomer, and a kept-alive one is idle from its last answer, not its accept;
+// - at an address's per-address share, its own oldest idle connection makes room for its new
+//   one, a busy one never: with each one busy, the new one is closed.
 
 import t from 'tap';
 import net from 'node:net';
@@ -24,11 +26,11 @@ import { heldConnectionsOn } from '../helpers/connections.js';
 const BUSY_HEAD = 'GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n';
 
 /** An admin server capped at `maxConnections` whose /metrics answers wait for the test's end. */
-async function heldAdmin(t: Tap.Test, maxConnections: number) {
+async function heldAdmin(t: Tap.Test, maxConnections: number, maxConnectionsPerPeer?: number) {
   let release = () => {};
   const rendersHeld = new Promise<void>((resolve) => (release = resolve));
   const state: AdminState = { ready: () => true, draining: () => false, identity: () => ({}), config: () => ({}), metrics: async () => (await rendersHeld, { contentType: 'text/plain; version=0.0.4', body: '# ok\n' }) };
-  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { maxConnections });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { maxConnections, ...(maxConnectionsPerPeer ? { maxConnectionsPerPeer } : {}) });
   const open: net.Socket[] = [];
   t.teardown(async () => {
     release();
@@ -197,3 +199,25 @@ t.test('idle counts from the last answer: a kept-alive connection between reques
   t.ok(newcomer.destroyed, 'the newcomer is closed');
   t.equal(await ask(kept), 'HTTP/1.1 200', "the kept-alive connection's next request is answered");
 });
+
+t.test("at an address's share, its own oldest connection with no request in flight makes room for its new one; a busy one never does", async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 16, 3);
+  const oldIdle = await connectFrom('127.0.0.1');
+  t.equal(await ask(oldIdle), 'HTTP/1.1 200', 'a kept-alive connection, idle since its answer');
+  const [busy] = await busyFrom('127.0.0.1', 1);
+  const youngIdle = await connectFrom('127.0.0.1');
+  const newcomer = await connectFrom('127.0.0.1');
+  await waitFor(async () => oldIdle.destroyed, 3_000, 'the oldest idle one closed for the newcomer');
+  t.notOk(busy!.destroyed || youngIdle.destroyed, 'the busy one and the younger idle one are kept');
+  t.equal(await ask(newcomer), 'HTTP/1.1 200', 'the newcomer is answered');
+});
+
+t.test("at an address's share, every one busy: its new one is closed; another address's is answered", async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 16, 3);
+  const busy = await busyFrom('127.0.0.1', 3);
+  const newcomer = await connectFrom('127.0.0.1');
+  await waitFor(async () => newcomer.destroyed, 3_000, 'the newcomer from the address at its share closed');
+  t.notOk(busy.some((s) => s.destroyed), 'its busy ones are kept');
+  t.equal(await ask(await connectFrom('127.0.0.2')), 'HTTP/1.1 200', 'a probe from another address is answered');
+});
+
