@@ -213,6 +213,10 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       sendError(res, error);
     });
   });
+  // A client that half-closes once its request is sent (`nc -q`, a script that shuts its
+  // writing side) still reads the answer: by default Node ends such a connection at the FIN,
+  // so a POST /reload ran with nobody told. Answers in flight finish, then the connection ends.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   const closeGracefully = gracefulCloser(server);
   // a head's every line is kept, so that its size is judged whole (servedTarget, head-size.ts)
   keepEveryHeadLine(server);

@@ -38,6 +38,21 @@ t.test('a broken body runs no reload and is told so; a whole one reloads', async
   t.equal((await exchange(admin.port, `${head}\r\n`)).match(/"applied":\[(\d+)\]/)?.[1], '4', 'the next reload is the fourth');
 });
 
+// a client that half-closes once its whole request is sent (`nc -q`, a script shutting its
+// writing side): Node ended the connection at the FIN, so the reload ran and nobody was told
+t.test('a whole POST /reload from a client that half-closes after it: reloaded, and answered', async (t) => {
+  let ran = 0;
+  // as a real reload does, it takes a while (reading the file and its specs): the FIN comes first
+  const slow = bareAdminState({ reload: async () => (await new Promise((resolve) => setTimeout(resolve, 300)), { applied: [++ran] }) });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, slow, pino({ level: 'silent' }));
+  t.teardown(() => admin.close());
+  for (const head of ['POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n', 'POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}']) {
+    const answer = await exchange(admin.port, head, true);
+    t.match(answer, new RegExp(`^HTTP/1\\.1 200 [\\s\\S]*\\{"applied":\\[${ran}\\]\\}$`), `reload ${ran} answered: ${JSON.stringify(answer.slice(0, 40))}`);
+  }
+  t.equal(ran, 2, 'each ran once');
+});
+
 // pipelined: whole POST /reloads, then one whose body breaks, in one write. The 400 went out
 // through the first request's response (the one Node was writing), so the first reload ran and
 // its client was told 400, and the reload's own answer then threw ERR_HTTP_HEADERS_SENT,
