@@ -110,14 +110,19 @@ function controlProblem(byte: number): string {
  * The text with every `%XX` decoded, one byte per character; a problem when a decoded byte is
  * a control character (NUL truncates the path in C code, CR/LF split log lines and headers) or
  * starts an overlong UTF-8 form. `strict` (the first decoding, the one HTTP defines): also
- * one when a `%` is not followed by two hex digits (IIS's `%u002e` among them) or a
- * character is beyond one byte. Later decodings keep a stray `%` as the text it is.
+ * one when a `%` is not followed by two hex digits (IIS's `%u002e` among them) or a raw
+ * character is outside ASCII. Later decodings keep a stray `%` as the text it is, and the bytes
+ * the first one decoded (UTF-8) as they are.
  */
 function percentDecode(text: string, strict: boolean): string | { readonly problem: string } {
   const bytes = Buffer.allocUnsafe(text.length);
   let n = 0;
   for (let i = 0; i < text.length; i++) {
     let byte = text.charCodeAt(i);
+    // RFC 3986 has no raw byte above 0x7F in a URI; HTTP/2 carries one in :path as it is, and a
+    // strict app (Node's parser) refused it and closed the connection, which read as a broken
+    // pooled connection: the request went to the app twice and the caller was told 502
+    if (strict && byte >= 0x80) return { problem: 'it holds a raw character outside ASCII (send it percent-encoded as UTF-8: %C3%A9 for é)' };
     if (byte === 37 /* '%' */) {
       const high = hexValue(text.charCodeAt(i + 1));
       const low = hexValue(text.charCodeAt(i + 2));
@@ -126,7 +131,6 @@ function percentDecode(text: string, strict: boolean): string | { readonly probl
         i += 2;
       } else if (strict) return { problem: 'it holds a % not followed by two hex digits (a literal % is %25)' };
     }
-    if (byte > 0xff) return { problem: 'it holds a character beyond one byte (send it percent-encoded as UTF-8)' };
     if (byte < 0x20 || byte === 0x7f) return { problem: controlProblem(byte) };
     bytes[n++] = byte;
   }

@@ -183,6 +183,9 @@ t.test('refused and accepted examples', async (t) => {
     ['/public/..%3f', 'dot segment ending in an encoded ? (an app that decodes, then parses a URL, goes up)'],
     ['/public/..%3Fx/admin', 'dot segment with an encoded query after it'],
     ['/public/..%23', 'dot segment ending in an encoded #'],
+    ['/public/\u00e9', 'a raw non-ASCII character (HTTP/2 carries it as it is)'],
+    ['/public/caf\u00c3\u00a9', 'raw UTF-8 bytes, one character each'],
+    ['/public/\u20ac', 'a raw character beyond one byte'],
     ['http://x/public/a', 'absolute form'],
     ['', 'empty'],
   ];
@@ -220,6 +223,11 @@ t.test('the inbound refuses the bypasses with 400 before the app sees them', asy
     t.equal(res.status, 400, `HTTP/2 ${path}`);
     t.equal(res.headers['x-meshcar-error'], 'bad_request');
   }
+  // a raw byte above 0x7F: a strict app (Node's parser here) refused it and closed its
+  // connection, so the inbound sent the GET again on a new one and told the caller 502
+  const raw = await h2Request(session, { ':path': '/public/caf\u00e9' });
+  t.equal(raw.status, 400, 'HTTP/2 with a raw 0xE9 in :path: 400');
+  t.match(JSON.parse(raw.body), { error: 'bad_request', message: /raw character outside ASCII/ }, 'saying why');
   // a matrix parameter that is not a dot segment still goes through, and proves the app is reachable
   t.equal((await h1Request(fx.port, tlsOptions, { path: '/public/a;v=1/b' })).status, 200);
   t.equal((await h2Request(session, { ':path': '/public/c' })).status, 200);
