@@ -23,11 +23,15 @@ export const FRAGMENT_PROBLEM = 'it holds a # (a fragment is not sent)';
 const NEEDS_A_CLOSER_LOOK = /[%\\;#\u0080-\uffff]|\/\.|^\/\//;
 
 /**
- * `%25` (an encoded `%`) in front of an encoded dot, slash or backslash: double encoding, which
- * no client needs and which an app that decodes twice reads as `.`, `/` or `\`.
+ * `%25` (an encoded `%`) in front of an encoded dot, slash or backslash, or of IIS's `u002e`
+ * form: double encoding, which no client needs and which an app that decodes twice reads as
+ * `.`, `/` or `\`.
  * Repeated `%25` (triple encoding) counts too.
  */
-const DOUBLE_ENCODED = /%25(?:25)*(?:2e|2f|5c)/i;
+const DOUBLE_ENCODED = /%25(?:25)*(?:2e|2f|5c|u[0-9a-f]{4})/i;
+
+/** A segment name of dots and spaces only, with a dot (`.` and `..` are told as dot segments first). */
+const DOTS_AND_SPACES = /^[. ]*\.[. ]*$/;
 
 /** Apps that decode more than three times are not worth a slower check. */
 const MAX_DECODES = 3;
@@ -52,7 +56,7 @@ export function pathProblem(path: string): string | undefined {
   // `new URL`) drops it and all that follows: `/orders/mine#x` was checked as `/orders/{id}`
   // (and matched rules as written) and served as `/orders/mine`
   if (path.indexOf('#') !== -1) return FRAGMENT_PROBLEM;
-  if (DOUBLE_ENCODED.test(path)) return 'it holds a double-encoded dot, slash or backslash (%25 before %2E, %2F or %5C)';
+  if (DOUBLE_ENCODED.test(path)) return 'it holds a double-encoded dot, slash or backslash (%25 before %2E, %2F, %5C or a %u form)';
   // the path as an app sees it after decoding once, and again for an app that decodes twice
   // (`%253b` is `;` to it, `%2500` NUL): every reading must be plain
   let text = path;
@@ -76,6 +80,9 @@ function segmentsProblem(text: string): string | undefined {
   for (let i = 1; i < segments.length; i++) {
     const name = nameOf(segments[i] as string);
     if (name === '.' || name === '..') return 'it holds a dot segment (. or .., also encoded, with ;params or \\ for /)';
+    // Windows (IIS, and any app that opens files there) trims trailing dots and spaces from a
+    // name: `..%20`, `...` and `. .` are `..` or `.` to it
+    if (DOTS_AND_SPACES.test(name)) return 'it holds a segment of dots and spaces only (`.. `, `...`), which Windows reads as a dot segment';
     // `//host/x` (or `/\host/x`, `/%2fhost/x`, `/;p/host/x`) is a network-path reference to
     // URL parsers: the app may take `host` for a host name and the rest for the path
     if (i === 1 && name === '' && segments.length > 2) return 'it has an empty first segment (// first: URL parsers read the next segment as a host)';
@@ -135,7 +142,7 @@ function percentDecode(text: string, strict: boolean): string | { readonly probl
     bytes[n++] = byte;
   }
   const decoded = bytes.subarray(0, n);
-  return hasOverlongUtf8(decoded) ? { problem: 'it holds an overlong UTF-8 form (such as %C0%AE, which lenient decoders read as .)' } : decoded.toString('latin1');
+  return hasOverlongUtf8(decoded) ? { problem: 'it holds an overlong UTF-8 form (such as %C0%AE, which lenient decoders read as .) or a fullwidth dot, slash or backslash (%EF%BC%8E, which normalisation reads as .)' } : decoded.toString('latin1');
 }
 
 function hexValue(code: number): number {
@@ -148,7 +155,8 @@ function hexValue(code: number): number {
 /**
  * Overlong UTF-8 (`%c0%ae` for `.`, `%c0%af` for `/`): never valid, and a lenient decoder
  * (Tomcat, CVE-2008-2938) reads it as the ASCII character it spells. C0 and C1 only start
- * overlong forms; E0 80-9F and F0 80-8F start overlong three- and four-byte forms.
+ * overlong forms; E0 80-9F and F0 80-8F start overlong three- and four-byte forms. Also the
+ * fullwidth dot, slash and backslash, which normalisation turns into the ASCII ones.
  */
 function hasOverlongUtf8(bytes: Buffer): boolean {
   for (let i = 0; i < bytes.length; i++) {
@@ -156,6 +164,9 @@ function hasOverlongUtf8(bytes: Buffer): boolean {
     if (b < 0xc0) continue;
     if (b === 0xc0 || b === 0xc1) return true;
     const next = bytes[i + 1] ?? 0;
+    // the fullwidth full stop, solidus and reverse solidus (U+FF0E, U+FF0F, U+FF3C): Unicode
+    // normalisation (NFKC) and Windows' best-fit conversion read them as `.`, `/` and `\`
+    if (b === 0xef && next === 0xbc && (bytes[i + 2] === 0x8e || bytes[i + 2] === 0x8f || bytes[i + 2] === 0xbc)) return true;
     if (b === 0xe0 && next >= 0x80 && next <= 0x9f) return true;
     if (b === 0xf0 && next >= 0x80 && next <= 0x8f) return true;
   }

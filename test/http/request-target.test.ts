@@ -101,6 +101,8 @@ const attackPath = fc
 /** Characters a path segment may hold as they are (RFC 3986 pchar without `%` and `;`). */
 const SAFE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&\'()*+,=:@'.split('');
 const isDotName = (name: string) => name === '.' || name === '..';
+/** Dots and spaces only, with a dot (`.. `, `...`): a dot segment to Windows, refused too. */
+const isDotLike = (name: string) => /^[. ]*\.[. ]*$/.test(name);
 const safeName = fc.string({ unit: fc.constantFrom(...SAFE), minLength: 1, maxLength: 12 }).filter((s) => !isDotName(s));
 /**
  * Any text without `%`, slashes or control characters, percent-encoded as a client would (an
@@ -111,8 +113,9 @@ const safeName = fc.string({ unit: fc.constantFrom(...SAFE), minLength: 1, maxLe
  */
 const encodedName = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 8 })
-  .filter((s) => !/[%/\\\u0000-\u001f\u007f]/.test(s))
-  .filter((s) => !isDotName(s.split(/[;?#]/)[0] as string))
+  // (no fullwidth dot, slash or backslash: normalisation reads them as ASCII ones, refused)
+  .filter((s) => !/[%/\\\u0000-\u001f\u007f\uff0e\uff0f\uff3c]/.test(s))
+  .filter((s) => !isDotLike(s.split(/[;?#]/)[0] as string))
   .map((s) => encodeURIComponent(s))
   .filter((s) => !isDotName(s));
 const matrixParam = fc.option(fc.tuple(safeName, safeName).map(([k, v]) => `;${k}=${v}`), { nil: '' });
@@ -151,7 +154,7 @@ t.test('ordinary generated paths pass', async (t) => {
 });
 
 t.test('refused and accepted examples', async (t) => {
-  for (const ok of ['/orders/42', '/a;b=c/d', '/files/a.b', '/..foo', '/.well-known/x', '/a%20b', '/caf%C3%A9', '/a//b', '/;jsessionid=1', '/', '*']) {
+  for (const ok of ['/orders/42', '/a;b=c/d', '/files/a.b', '/..foo', '/foo..', '/.well-known/x', '/a%20b', '/a. b', '/caf%C3%A9', '/%EF%BC%A1', '/a//b', '/;jsessionid=1', '/', '*']) {
     t.ok(isAcceptablePath(ok), ok);
   }
   t.ok(isAcceptablePath(pathOf('/orders/42?x=1')));
@@ -183,6 +186,14 @@ t.test('refused and accepted examples', async (t) => {
     ['/public/..%3f', 'dot segment ending in an encoded ? (an app that decodes, then parses a URL, goes up)'],
     ['/public/..%3Fx/admin', 'dot segment with an encoded query after it'],
     ['/public/..%23', 'dot segment ending in an encoded #'],
+    ['/public/..%20/admin', 'dots and a space (Windows trims the space)'],
+    ['/public/...%2f/admin', 'three dots (Windows trims trailing dots)'],
+    ['/public/..%2e/admin', 'three dots, one encoded'],
+    ['/public/. ./admin', 'dots and spaces, raw'],
+    ['/public/%EF%BC%8E%EF%BC%8E/admin', 'fullwidth dots (NFKC reads them as ..)'],
+    ['/public/a%EF%BC%8Fb', 'fullwidth slash'],
+    ['/public/a%ef%bc%bcb', 'fullwidth backslash'],
+    ['/public/%25u002e%25u002e/admin', 'IIS %u encoding, double-encoded'],
     ['/public/\u00e9', 'a raw non-ASCII character (HTTP/2 carries it as it is)'],
     ['/public/caf\u00c3\u00a9', 'raw UTF-8 bytes, one character each'],
     ['/public/\u20ac', 'a raw character beyond one byte'],
