@@ -37,6 +37,22 @@ async function healthz(socket: tls.TLSSocket): Promise<string> {
   return data.toString('latin1').split('\r\n')[0] as string;
 }
 
+/** `count` keep-alive connections from 127.0.0.1, each served a /healthz (closed at the test's end); undefined (a failure told) if one was refused. */
+async function keptAlive(t: Tap.Test, port: number, count: number): Promise<tls.TLSSocket[] | undefined> {
+  const held: tls.TLSSocket[] = [];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  for (let i = 0; i < count; i++) {
+    const socket = await connectTls(port);
+    if (socket === 'closed') {
+      t.fail(`connection ${i + 1} of the cap was refused`);
+      return undefined;
+    }
+    held.push(socket);
+  }
+  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), "the cap's worth of keep-alive connections are served");
+  return held;
+}
+
 /** A sign request with Expect: 100-continue whose body never comes; resolves with the CA's first answer line (its 100 Continue: the request is in flight). */
 async function signInFlight(socket: tls.TLSSocket, token: string): Promise<string> {
   socket.write(`POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`);
@@ -74,16 +90,10 @@ t.test('one address holding its cap of busy connections does not shut others out
   t.teardown(() => ca.close());
   const port = ca.server.port;
 
-  const held: tls.TLSSocket[] = [];
-  t.teardown(() => held.forEach((socket) => socket.destroy()));
-  for (let i = 0; i < PER_ADDRESS; i++) {
-    const socket = await connectTls(port);
-    if (socket === 'closed') return t.fail(`connection ${i + 1} of the cap was refused`);
-    held.push(socket);
-  }
   // keep-alive and busy: each asks for /healthz (the idle sweep sees bytes move), then sends a
   // sign request whose body never comes (in flight once the CA has said 100 Continue to it)
-  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), 'the cap\'s worth of connections are served');
+  const held = await keptAlive(t, port, PER_ADDRESS);
+  if (held === undefined) return;
   const token = await caToken(ca.dir, 'orders', 3_600_000, false);
   t.same(await Promise.all(held.map((socket) => signInFlight(socket, token))), held.map(() => 'HTTP/1.1 100 Continue'), 'and each holds a sign request in flight');
 
@@ -121,14 +131,8 @@ t.test('at its cap, an address\'s own oldest idle connection makes room for its 
   const port = ca.server.port;
   // as the hostile process does: the cap's worth of keep-alive connections, each asking /healthz
   // now and then (idle between), from 127.0.0.1, which every process of the host shares
-  const held: tls.TLSSocket[] = [];
-  t.teardown(() => held.forEach((socket) => socket.destroy()));
-  for (let i = 0; i < PER_ADDRESS; i++) {
-    const socket = await connectTls(port);
-    if (socket === 'closed') return t.fail(`connection ${i + 1} of the cap was refused`);
-    held.push(socket);
-  }
-  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), "the cap's worth of keep-alive connections are served");
+  const held = await keptAlive(t, port, PER_ADDRESS);
+  if (held === undefined) return;
 
   const renewal = await get(port, '/v1/bundle', { agent: false }).catch((err: Error) => ({ status: err.message, body: '' }));
   t.equal(renewal.status, 200, 'a new connection from the same address is served');
