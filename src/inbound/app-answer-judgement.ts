@@ -1,7 +1,8 @@
 // What an HTTP/1.1 app's answer, as llhttp reads it on an app connection (app-connection.ts),
 // says beyond its fields: a status under 200 is no final answer (skipped, but for the ones that
-// fail the request: a switch nobody asked for, or no status at all), and a trailer naming
-// Connection makes the connection unfit for another request.
+// fail the request: a switch nobody asked for, or no status at all), a trailer naming
+// Connection makes the connection unfit for another request, and so does an answer whose body
+// is skipped while the app may still send one.
 
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 
@@ -33,3 +34,23 @@ export function namesConnection(fields: readonly string[]): boolean {
   }
   return false;
 }
+
+/**
+ * Whether an answer read without a body (to HEAD; a 204 or 304) leaves the connection unfit for
+ * another request: the app may send the body anyway, later and in its own write, and those
+ * bytes were read as the next caller's answer (Python's http.server with `do_HEAD = do_GET`:
+ * other callers' GETs answered 502, and a raw app's late bytes reached another caller as its
+ * answer). So never after HEAD (undici does the same), whose Content-Length is the GET's and
+ * says nothing of what follows; after a 204 or 304 only when its fields announce a body
+ * (Transfer-Encoding, or a Content-Length other than 0), which a correct one does not.
+ */
+export function skippedBodyMayFollow(isHead: boolean, raw: readonly string[]): boolean {
+  if (isHead) return true;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (name === 'transfer-encoding') return true;
+    if (name === 'content-length' && (raw[i + 1] as string).trim() !== '0') return true;
+  }
+  return false;
+}
+

@@ -15,7 +15,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { LlhttpParser, type Llhttp, type OnBody, type OnHeaders, type OnHeadersComplete } from '../http/llhttp.js';
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppRequest } from './app-dispatch.js';
-import { namesConnection, nonFinalStatusError } from './app-answer-judgement.js';
+import { namesConnection, nonFinalStatusError, skippedBodyMayFollow } from './app-answer-judgement.js';
 import { keepAliveHint, requestHead } from './app-request-head.js';
 import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
 import { listenToAppSocket } from './app-connection-socket.js';
@@ -262,8 +262,12 @@ export class AppConnection implements BodyWriterOwner {
       this.readingPaused = false;
       this.socket.resume();
     }, statusText);
-    // an answer to HEAD has no body whatever its framing says; nor has a 204 or 304
-    return statusCode === 204 || statusCode === 304 || this.request?.method === 'HEAD' ? SKIP_BODY : 0;
+    // an answer to HEAD has no body whatever its framing says; nor has a 204 or 304. Bytes the
+    // app may send as one anyway would be the next caller's answer: then the connection goes
+    const isHead = this.request?.method === 'HEAD';
+    if (!isHead && statusCode !== 204 && statusCode !== 304) return 0;
+    if (skippedBodyMayFollow(isHead, raw)) this.keepAlive = false;
+    return SKIP_BODY;
   };
 
   private readonly onBody: OnBody = (chunk) => {

@@ -133,7 +133,8 @@ t.test('answers read: lengths, chunks with trailers, close-delimited, HEAD, 204,
   t.same([unasked.status, unasked.body, unasked.error, unasked.calls.filter((c) => c === 'headers').length], [200, 'ok', undefined, 1], 'two 100 Continue nobody asked for skipped, the 200 handed on once');
   const many = await exchange(pool, get('/fields'));
   t.equal(many.rawHeaders.filter((_, i) => i % 2 === 0 && many.rawHeaders[i]?.startsWith('X-F')).length, 40, 'all 40 fields');
-  t.equal(app.connections.length, 1, 'all of these on one connection');
+  // the HEAD's and the 304-with-a-length's connections are not reused (a body may follow them: below)
+  t.equal(app.connections.length, 3, 'all of these on three connections');
   const closing = await exchange(pool, get('/closing'));
   t.same([closing.status, closing.body, closing.shape], [200, 'until the end', 'connect sent headers data complete'], 'a body delimited by the close');
 });
@@ -185,6 +186,40 @@ t.test('bytes after an answer, or on an idle connection, close it: the next requ
   await waitFor(async () => app.connections[2]?.closed === true, 3000, 'the connection with the second answer closed');
   const last = await exchange(pool, get('/last'));
   t.same([last.body, app.connections.length], ['ok', 4], 'the second answer reached nobody');
+});
+
+t.test('an answer read without a body (HEAD, 204, 304) whose app may send one anyway: the connection is not reused', async (t) => {
+  // the body an app sends late and in its own write (Python's http.server with do_HEAD = do_GET)
+  // was read as the next request's answer on the same connection: another caller's 502, or a
+  // stray answer handed to another caller as its own
+  const late = (seen: SeenConnection, head: string, body: string) => {
+    seen.socket.write(head);
+    setTimeout(() => !seen.socket.destroyed && seen.socket.write(body), 20);
+  };
+  const app = await startHeadApp((path, seen, line) => {
+    // (the late "body" of this one is itself a whole answer, as a hostile or confused app's may be)
+    if (line.startsWith('HEAD ')) late(seen, 'HTTP/1.1 200 OK\r\nContent-Length: 38\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray');
+    else if (path === '/304-chunked') late(seen, 'HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n', '5\r\nstray\r\n0\r\n\r\n');
+    else if (path === '/204-length') late(seen, 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n', 'stray');
+    else if (path === '/304-length-0') seen.socket.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n');
+    else if (path === '/204') seen.socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+    // the next request's answer comes after the late bytes, as a slower request's would
+    else setTimeout(() => seen.socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`), 200);
+  });
+  const pool = poolFor(t, app, 1);
+  for (const [method, path, status] of [['HEAD', '/head', 200], ['GET', '/304-chunked', 304], ['GET', '/204-length', 204]] as const) {
+    // another caller's request waits for the one connection: it must not go where the late bytes land
+    const carried = app.connections.length + (app.connections.at(-1)?.closed === false ? 0 : 1);
+    const [answer, next] = await Promise.all([exchange(pool, { method, path, headers: ['host', 'app'] }), exchange(pool, get(`/after${carried}`))]);
+    t.same([answer.status, answer.bytes], [status, 0], `${method} ${path}: no body read`);
+    t.same([next.status, next.body, next.error, app.connections.length], [200, `/after${carried}`, undefined, carried + 1], 'the next request gets its own answer, on a new connection');
+    const sent = app.connections.flatMap((c) => c.lines).filter((l) => l.startsWith(`GET /after${carried} `)).length;
+    t.equal(sent, 1, 'and reached the app once (not again after its first connection broke on the late bytes)');
+  }
+  // a 204 without framing, a 304 saying 0: nothing may follow, the connection is kept
+  const before = app.connections.length;
+  for (const path of ['/204', '/304-length-0']) await exchange(pool, get(path));
+  t.equal(app.connections.length, before, 'a 204 and a 304 that announce no body keep the connection');
 });
 
 t.test('an answer before the whole body is handed on at once, and its connection closed', async (t) => {
