@@ -66,11 +66,15 @@ const pipelineCuts = new LogPerKey();
 export function trackResponse(req: IncomingMessage, res: ServerResponse, logger: Logger): boolean {
   const socket = req.socket as TrackedSocket;
   // the rest of a pipelined write Node parses after a cut: not answered
-  if (socket.destroyed) return false;
+  if (socket.destroyed) {
+    stopParsing(socket);
+    return false;
+  }
   if ((socket[kBusy] ?? 0) >= MAX_PIPELINED) {
     const through = pipelineCuts.take(socket.remoteAddress ?? 'unknown');
     if (through) logger.warn({ remote: socket.remoteAddress, remotePort: socket.remotePort }, `outbound connection closed: more than ${MAX_PIPELINED} requests pipelined without reading the answers${leftOut(through, 'closed')}`);
     socket.destroy();
+    stopParsing(socket);
     return false;
   }
   socket[kBusy] = (socket[kBusy] ?? 0) + 1;
@@ -78,6 +82,24 @@ export function trackResponse(req: IncomingMessage, res: ServerResponse, logger:
   res.on('close', onResponseClose);
   return true;
 }
+
+/** What Node's HTTP/1.1 server reads a connection with (internal): `onIncoming` is called with each request's head. */
+type ParsedSocket = Socket & { parser?: { onIncoming?: () => number } | null };
+
+/**
+ * Node's parser reads the whole of a read (64 KiB: ~2,000 bare GETs) before it looks at the
+ * socket again, and makes a request and a response for each, closed connection or not: 200 app
+ * connections writing one such burst each and reading nothing took the outbound to 550 MB and
+ * stalled it for seconds (the review's repro; a heap cap of 600 MB ended the process). A head's
+ * handler that answers 2 (llhttp's "upgrade: stop here") ends that read's parsing at once; the
+ * connection is gone, so its other bytes are nobody's.
+ */
+function stopParsing(socket: Socket): void {
+  const parser = (socket as ParsedSocket).parser;
+  if (parser) parser.onIncoming = PARSE_NO_FURTHER;
+}
+
+const PARSE_NO_FURTHER = (): number => 2;
 
 /**
  * An Upgrade or CONNECT pipelined behind a request still unanswered: nothing more is read, and
