@@ -20,6 +20,22 @@ export function pathOf(target: string): string {
 /** Why a target holding a raw `#` is refused, in the path or (inbound) the query. */
 export const FRAGMENT_PROBLEM = 'it holds a # (a fragment is not sent)';
 
+/**
+ * What the inbound refuses in a target beyond its path (pathProblem): a raw `#` or a raw
+ * character outside ASCII in the query. HTTP/2 carries both as they are; an app reading the
+ * target as a URL drops what follows a `#`, and a strict one (Node's parser) answers a bare
+ * 400 to the other, which told the caller nothing.
+ */
+export function queryProblem(target: string): string | undefined {
+  const q = target.indexOf('?');
+  if (q === -1) return undefined;
+  if (target.indexOf('#', q) !== -1) return FRAGMENT_PROBLEM;
+  for (let i = q + 1; i < target.length; i++) {
+    if (target.charCodeAt(i) >= 0x80) return 'its query holds a raw character outside ASCII (send it percent-encoded as UTF-8: %C3%A9 for é)';
+  }
+  return undefined;
+}
+
 const NEEDS_A_CLOSER_LOOK = /[%\\;#\u0080-\uffff]|\/\.|^\/\//;
 
 /**
@@ -62,7 +78,7 @@ export function pathProblem(path: string): string | undefined {
   let text = path;
   for (let decodes = 1; decodes <= MAX_DECODES; decodes++) {
     const decoded = percentDecode(text, decodes === 1);
-    const problem = typeof decoded === 'string' ? segmentsProblem(decoded) : decoded.problem;
+    const problem = typeof decoded === 'string' ? segmentsProblem(decoded) ?? normalisedProblem(decoded) : decoded.problem;
     if (problem !== undefined) return decodes === 1 ? problem : `${problem}, once decoded ${decodes === 2 ? 'twice' : `${decodes} times`}`;
     if (decoded === text || (decoded as string).indexOf('%') === -1) return undefined;
     text = decoded as string;
@@ -88,6 +104,40 @@ function segmentsProblem(text: string): string | undefined {
     if (i === 1 && name === '' && segments.length > 2) return 'it has an empty first segment (// first: URL parsers read the next segment as a host)';
   }
   return undefined;
+}
+
+/**
+ * Why a reading holding non-ASCII bytes is not plain once Unicode normalisation (NFKC, as
+ * Python's and Java's web stacks and IIS's best-fit conversion apply it) has run over it as
+ * UTF-8: `‥` (U+2025) and `︰` are `..` to it, `․` and `﹒` `.`, `＼` and `﹨` `\`, `／` `/`,
+ * `…` `...`, and `％` a `%` that then decodes. A name merely holding such a character
+ * (`東京．駅`) is fine: only what the normalised path's segments become counts.
+ */
+function normalisedProblem(text: string): string | undefined {
+  if (!NON_ASCII.test(text)) return undefined;
+  const utf8 = Buffer.from(text, 'latin1').toString('utf8');
+  const normalised = utf8.normalize('NFKC');
+  if (normalised === utf8) return undefined;
+  // a slash or backslash made by normalisation moves the segments an OpenAPI check or a rule
+  // saw (`/orders/a／b` is `/orders/{id}` to them, two segments to such an app)
+  if (separators(normalised) > separators(utf8)) return 'it holds a character Unicode normalisation (NFKC) reads as / or \\ (such as %EF%BC%8F, a fullwidth /)';
+  let problem = segmentsProblem(normalised);
+  if (problem === undefined && normalised.indexOf('%') !== -1) {
+    const decoded = percentDecode(Buffer.from(normalised, 'utf8').toString('latin1'), false);
+    problem = typeof decoded === 'string' ? segmentsProblem(decoded) : decoded.problem;
+  }
+  return problem === undefined ? undefined : `${problem}, once Unicode normalisation (NFKC) has read its characters (%E2%80%A5 is .., %EF%BC%8F is /)`;
+}
+
+const NON_ASCII = /[\u0080-\u00ff]/;
+
+function separators(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 47 /* '/' */ || c === 92 /* '\\' */) n++;
+  }
+  return n;
 }
 
 /**
@@ -142,7 +192,7 @@ function percentDecode(text: string, strict: boolean): string | { readonly probl
     bytes[n++] = byte;
   }
   const decoded = bytes.subarray(0, n);
-  return hasOverlongUtf8(decoded) ? { problem: 'it holds an overlong UTF-8 form (such as %C0%AE, which lenient decoders read as .) or a fullwidth dot, slash or backslash (%EF%BC%8E, which normalisation reads as .)' } : decoded.toString('latin1');
+  return hasOverlongUtf8(decoded) ? { problem: 'it holds an overlong UTF-8 form (such as %C0%AE, which lenient decoders read as .)' } : decoded.toString('latin1');
 }
 
 function hexValue(code: number): number {
@@ -155,8 +205,7 @@ function hexValue(code: number): number {
 /**
  * Overlong UTF-8 (`%c0%ae` for `.`, `%c0%af` for `/`): never valid, and a lenient decoder
  * (Tomcat, CVE-2008-2938) reads it as the ASCII character it spells. C0 and C1 only start
- * overlong forms; E0 80-9F and F0 80-8F start overlong three- and four-byte forms. Also the
- * fullwidth dot, slash and backslash, which normalisation turns into the ASCII ones.
+ * overlong forms; E0 80-9F and F0 80-8F start overlong three- and four-byte forms.
  */
 function hasOverlongUtf8(bytes: Buffer): boolean {
   for (let i = 0; i < bytes.length; i++) {
@@ -164,9 +213,6 @@ function hasOverlongUtf8(bytes: Buffer): boolean {
     if (b < 0xc0) continue;
     if (b === 0xc0 || b === 0xc1) return true;
     const next = bytes[i + 1] ?? 0;
-    // the fullwidth full stop, solidus and reverse solidus (U+FF0E, U+FF0F, U+FF3C): Unicode
-    // normalisation (NFKC) and Windows' best-fit conversion read them as `.`, `/` and `\`
-    if (b === 0xef && next === 0xbc && (bytes[i + 2] === 0x8e || bytes[i + 2] === 0x8f || bytes[i + 2] === 0xbc)) return true;
     if (b === 0xe0 && next >= 0x80 && next <= 0x9f) return true;
     if (b === 0xf0 && next >= 0x80 && next <= 0x8f) return true;
   }

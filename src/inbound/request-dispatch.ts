@@ -33,7 +33,7 @@ import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
 import { authorityProblem, namesNoSite } from '../http/authority.js';
-import { FRAGMENT_PROBLEM, pathProblem } from '../http/request-target.js';
+import { pathProblem, queryProblem } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { declaresEmptyBody, holdUntilEnd } from './empty-body-hold.js';
@@ -157,8 +157,9 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     return;
   }
   // a `#` in the query too: an app reading the target as a URL drops it and the rest of the
-  // query, which an OpenAPI check of the query read whole (the outbound refuses it anywhere)
-  const pathRefused = pathProblem(exchange.path) ?? (exchange.target.indexOf('#') === -1 ? undefined : FRAGMENT_PROBLEM);
+  // query, which an OpenAPI check of the query read whole (the outbound refuses it anywhere);
+  // and a raw character outside ASCII there, as in the path
+  const pathRefused = pathProblem(exchange.path) ?? queryProblem(exchange.target);
   if (pathRefused !== undefined) {
     // an HTTP/1.1 absolute-form target still here had a shape its conversion to origin form
     // refused; an HTTP/2 :path is never absolute-form (RFC 9113 §8.3.1): it just does not start with /
