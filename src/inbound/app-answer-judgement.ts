@@ -7,10 +7,19 @@
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 
 /**
- * A status under 200 (no final answer): the error that fails the request, or undefined for an
- * interim answer that is skipped (103 Early Hints... are not relayed).
+ * Interim answers one request may get before its final one: a 100 Continue and a few 103 Early
+ * Hints are what servers send. An app sending them without end held its request (and a core
+ * reading them) for the route's whole timeout, without bound where the route has none.
  */
-export function nonFinalStatusError(statusCode: number): Error | undefined {
+export const MAX_INTERIM_ANSWERS = 16;
+
+/**
+ * A status under 200 (no final answer): the error that fails the request, or undefined for an
+ * interim answer that is skipped (103 Early Hints... are not relayed). `seen`: the interim
+ * answers to this request so far, this one included.
+ */
+export function nonFinalStatusError(statusCode: number, seen: number): Error | undefined {
+  if (seen > MAX_INTERIM_ANSWERS) return appClientError(APP_CLIENT_ERRORS.tooManyInterim, `more than ${MAX_INTERIM_ANSWERS} interim (1xx) answers to one request`);
   // llhttp takes any three digits; 000 to 099 are no status
   if (statusCode < 100) return appClientError('HPE_INVALID_STATUS', `status ${statusCode}`);
   // Expect and Upgrade requests never come this way (app-http1-node.ts carries them). A 100

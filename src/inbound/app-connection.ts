@@ -55,6 +55,8 @@ export class AppConnection implements BodyWriterOwner {
   /** A write failed because the app hung up (app-write-hang-up.ts): what the read side brings decides. */
   writeHangUp: Error | undefined = undefined;
   private requestSent = false;
+  /** Interim (1xx) answers to the current request so far (app-answer-judgement.ts bounds them). */
+  private interimAnswers = 0;
   keepAlive = false;
   private readingPaused = false;
   private trailers: string[] | null = null;
@@ -87,6 +89,7 @@ export class AppConnection implements BodyWriterOwner {
     this.request = request;
     this.handler = handler;
     this.fields = [];
+    this.interimAnswers = 0;
     this.finalHead = this.responseDone = this.requestSent = this.keepAlive = false;
     this.trailers = null;
     this.writeHangUp = undefined;
@@ -249,8 +252,8 @@ export class AppConnection implements BodyWriterOwner {
     this.fields = [];
     this.lastHead = statusCode < 200 ? 'interim' : 'final';
     if (statusCode < 200) {
-      // no final answer: an error (a status no request asked for) fails the request
-      const refusal = nonFinalStatusError(statusCode);
+      // no final answer: an error (a status no request asked for, or one too many) fails the request
+      const refusal = nonFinalStatusError(statusCode, ++this.interimAnswers);
       if (refusal !== undefined) this.fail(refusal);
       return SKIP_BODY;
     }

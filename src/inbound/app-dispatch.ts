@@ -102,6 +102,8 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   invalidField: 'APP_INVALID_FIELD',
   /** A 101 Switching Protocols to a request that asked for no upgrade. */
   unaskedUpgrade: 'APP_UNASKED_UPGRADE',
+  /** More interim (1xx) answers to one request than MAX_INTERIM_ANSWERS (app-answer-judgement.ts). */
+  tooManyInterim: 'APP_TOO_MANY_INTERIM',
   /** The pool was closed (reload, shutdown) before the request had a connection. */
   poolClosed: 'APP_POOL_CLOSED',
   /** A drain ran out of time with the request still waiting for a connection: never sent (refused unprocessed). */

@@ -34,10 +34,11 @@ const REFUSED_ANSWER: Readonly<Record<string, string>> = {
   UND_ERR_HEADERS_OVERFLOW: 'a response head over the size limit',
   ERR_ASSERTION: 'a response that cannot be read',
   [APP_CLIENT_ERRORS.unaskedUpgrade]: 'a protocol switch (101) nobody asked for',
+  [APP_CLIENT_ERRORS.tooManyInterim]: 'interim (1xx) answers without end',
 };
 
 /** The own client's refused interim answers: the app answered, nothing broke (no retry). */
-const OWN_REFUSED_INTERIM = new Set<string>([APP_CLIENT_ERRORS.unaskedUpgrade]);
+const OWN_REFUSED_INTERIM = new Set<string>([APP_CLIENT_ERRORS.unaskedUpgrade, APP_CLIENT_ERRORS.tooManyInterim]);
 
 /** undici's UND_ERR_SOCKET messages for an interim answer it refuses (it drops the connection). */
 const REFUSED_INTERIM: Readonly<Record<string, string>> = {

@@ -26,6 +26,8 @@ const ANSWERS: Record<string, string> = {
   '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello',
   '/bare-101': 'HTTP/1.1 101 Switching Protocols\r\n\r\nhello',
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  // interim answers without end (no final one): the own client stops at 16
+  '/endless-1xx': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(40),
   // content after an interim answer (which has none): llhttp reads it as the next head
   '/interim-body': 'HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
@@ -118,6 +120,14 @@ t.test("an app's odd or forbidden answers", async (t) => {
     const bare = await h1Request(fx.port, tlsOptions, { path: '/bare-101', headers: { expect: '100-continue' } });
     t.equal(bare.status, 502, 'a bare 101 to an Expect request is 502');
     t.match(JSON.parse(bare.body.toString()), { error: 'bad_gateway', message: /^the app sent a protocol switch \(101\) nobody asked for/ });
+    if (process.env.MESHCAR_TEST_APP_CLIENT !== 'undici') {
+      // they held the request, and a core reading them, for the route's whole timeout (504)
+      const before = hits['/endless-1xx'] ?? 0;
+      await badGateway(t, '/endless-1xx', 'interim answers without end');
+      const h1 = await h1Request(fx.port, tlsOptions, { path: '/endless-1xx' });
+      t.match(JSON.parse(h1.body), { message: /interim \(1xx\) answers without end/ }, 'saying what the app sent');
+      t.equal(hits['/endless-1xx'], before + 3, 'sent once per request: an answer refused is no broken connection to retry on');
+    }
     if (process.env.MESHCAR_TEST_APP_CLIENT === 'undici') {
       // undici's pool refuses a 100 to a request without Expect ('bad response'); the own client skips it
       await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect (undici)');

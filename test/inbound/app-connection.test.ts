@@ -145,6 +145,8 @@ t.test("malformed answers and statuses are errors with the parser's or the clien
     '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 0\r\n\r\n',
     '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n',
     '/two-lengths': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
+    // interim answers without end held the request (and a core) for the route's whole timeout
+    '/endless-1xx': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(17),
   };
   const app = await startHeadApp((path, seen) => {
     if (path === '/hang-up') seen.socket.end();
@@ -158,6 +160,16 @@ t.test("malformed answers and statuses are errors with the parser's or the clien
   t.equal(codes['/unasked-101'], 'APP_UNASKED_UPGRADE');
   t.match(codes['/two-lengths'], /^HPE_/);
   t.equal(codes['/hang-up'], 'APP_CONNECTION_CLOSED');
+  t.equal(codes['/endless-1xx'], 'APP_TOO_MANY_INTERIM', 'the 17th interim answer to one request fails it');
+});
+
+t.test('16 interim answers, then the final one: handed on', async (t) => {
+  const app = await startHeadApp((_path, seen) => seen.socket.write(`${'HTTP/1.1 103 Early Hints\r\n\r\n'.repeat(16)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`));
+  const pool = poolFor(t, app);
+  for (let i = 0; i < 2; i++) {
+    const answer = await exchange(pool, get('/hints'));
+    t.same([answer.status, answer.body, answer.error], [200, 'ok', undefined], `request ${i + 1}: the count is per request`);
+  }
 });
 
 t.test('bytes after an answer, or on an idle connection, close it: the next request gets a new one', async (t) => {
