@@ -123,12 +123,11 @@ function segmentsProblem(text: string): string | undefined {
  * Why a reading holding non-ASCII bytes is not plain once read as an app that normalises it
  * would (NFKC, as Python's and Java's web stacks apply it, or Windows' best-fit conversion):
  * `‥` (U+2025) and `︰` are `..` to it, `․` and `﹒` `.`, `…` `...`, `＼` and `﹨` `\`, `／`,
- * `∕` and `⁄` `/` (and `¥`, `₩` `\` on Japanese and Korean Windows), `％` a `%`, and `２`, `²`
- * or `ｅ` the hex digits after one (`％２ｅ`, `%25２ｅ`): a reading holding a `%` is judged again
- * whole. A name merely holding such a character (`東京．駅`) is fine: only what the path's
- * segments become counts; a new `/` or `\` moves the segments a rule or an OpenAPI check saw
- * (`/orders/a／b` is `/orders/{id}` to them), and a new `#` or `?` ends the path to an app that
- * then parses a URL, so those are refused. Each character is normalised on its own: normalising
+ * `∕` and `⁄` `/`, `∖` `\` (and `¥`, `₩` on Japanese and Korean Windows), `％` and `٪` a `%`,
+ * and `２`, `²` or `ｅ` the hex digits after one (`％２ｅ`, `%25２ｅ`): a reading holding a `%` is
+ * judged again whole. A name merely holding such a character (`東京．駅`, `何？`) is fine: only
+ * what the path's segments become counts, and a new `/` or `\` moves the segments a rule or an
+ * OpenAPI check saw (`/orders/a／b` is `/orders/{id}` to them), so that is refused. Each character is normalised on its own: normalising
  * the whole path cost time growing with the square of its length (ICU reorders long runs of
  * combining marks pairwise: 6 ms for a 16 KiB path, 1.6 s for 256 KiB); no composition makes
  * ASCII, so the reading is the same.
@@ -139,13 +138,12 @@ function normalisedProblem(text: string, depth: number): string | undefined {
   let read = '';
   for (const char of utf8) {
     const cp = char.codePointAt(0) as number;
-    read += cp < 0x80 ? char : cp === 0x2215 || cp === 0x2044 ? '/' : char.normalize('NFKC');
+    read += cp < 0x80 ? char : (BEST_FIT[cp] ?? char.normalize('NFKC'));
   }
   const judged = read.replace(BEST_FIT_BACKSLASHES, '\\');
   if (judged === utf8) return undefined;
   const told = (problem: string) => `${problem}, once its characters are read as normalisation (NFKC) or Windows' best fit reads them (%E2%80%A5 is .., %EF%BC%8F is /)`;
   if (countOf(read, SEPARATORS) > countOf(utf8, SEPARATORS)) return told('it holds a character read as / or \\');
-  if (countOf(read, PATH_ENDS) > countOf(utf8, PATH_ENDS)) return told('it holds a character read as # or ? (the path ends there to an app that parses a URL)');
   const problem = segmentsProblem(judged);
   if (problem !== undefined) return told(problem);
   // a `%` in the reading (made, or before made hex digits): the text is a path to judge whole
@@ -157,7 +155,8 @@ function normalisedProblem(text: string, depth: number): string | undefined {
 
 const NON_ASCII = /[\u0080-\u00ff]/;
 const SEPARATORS = /[/\\]/g;
-const PATH_ENDS = /[#?]/g;
+/** Windows' best fit (code page 1252) beyond NFKC: `∕` and `⁄` are `/`, `∖` a backslash, `٪` `%`. */
+const BEST_FIT: Readonly<Record<number, string>> = { 0x2215: '/', 0x2044: '/', 0x2216: '\\', 0x066a: '%' };
 /** `¥` and `₩`, which Windows' best fit reads as `\` on Japanese and Korean code pages (refused only where that makes a dot segment: a price is no path). */
 const BEST_FIT_BACKSLASHES = /[\u00a5\u20a9]/g;
 
