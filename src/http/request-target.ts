@@ -2,9 +2,11 @@
 // the path cannot mean something else to the app than it means to the rules. Rules match the
 // raw path by prefix; the app may strip `;params` from each segment (Tomcat, Spring, Jetty),
 // percent-decode once or twice, read `\` or an encoded slash as `/`, and then resolve dot
-// segments. Any path on which those readings could move it out of the prefix it matched
-// (`/public/..;/admin`, `/public/%2e%2e/admin`, `/public/%252e%252e/admin`) is refused outright,
-// and so is anything a lenient decoder could turn into a dot or a slash, and a raw `#`.
+// segments, after Unicode normalisation (NFKC) or Windows' best-fit conversion for some. Any
+// path on which those readings could move it out of the prefix it matched (`/public/..;/admin`,
+// `/public/%2e%2e/admin`, `/public/%252e%252e/admin`, `/public/‥/admin`) is refused outright,
+// and so is anything a lenient decoder could turn into a dot or a slash, and a raw `#` or a raw
+// character outside ASCII.
 
 /** The path of an origin-form target (`/a/b?q` → `/a/b`); the asterisk form stays `*`. */
 export function pathOf(target: string): string {
@@ -127,10 +129,10 @@ function segmentsProblem(text: string): string | undefined {
  * and `２`, `²` or `ｅ` the hex digits after one (`％２ｅ`, `%25２ｅ`): a reading holding a `%` is
  * judged again whole. A name merely holding such a character (`東京．駅`, `何？`) is fine: only
  * what the path's segments become counts, and a new `/` or `\` moves the segments a rule or an
- * OpenAPI check saw (`/orders/a／b` is `/orders/{id}` to them), so that is refused. Each character is normalised on its own: normalising
- * the whole path cost time growing with the square of its length (ICU reorders long runs of
- * combining marks pairwise: 6 ms for a 16 KiB path, 1.6 s for 256 KiB); no composition makes
- * ASCII, so the reading is the same.
+ * OpenAPI check saw (`/orders/a／b` is `/orders/{id}` to them), so that is refused. Each
+ * character is normalised on its own: normalising the whole path cost time growing with the
+ * square of its length (ICU reorders long runs of combining marks pairwise: 6 ms for a 16 KiB
+ * path, 1.6 s for 256 KiB); no composition makes ASCII, so the reading is the same.
  */
 function normalisedProblem(text: string, depth: number): string | undefined {
   if (!NON_ASCII.test(text)) return undefined;
