@@ -102,11 +102,12 @@ t.test("an OpenAPI violation quoting a caller's input stays within the access li
   const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: caller.cert, key: caller.key, ca: caller.bundle, checkServerIdentity: () => undefined });
   session.on('error', () => undefined);
   t.teardown(() => session.destroy());
-  // a path of C1 controls (6 bytes each as written), a method override of 300 more, quoted
-  // twice in the violation, and a 200-character request id of quotes (2 bytes each)
+  // a path of 400 encoded C1 controls (a raw one is refused before the check), a method
+  // override of 300 raw ones (6 bytes each as written), quoted twice in the violation, and a
+  // 200-character request id of quotes (2 bytes each)
   const C1 = '\u0085';
   const id = `v${'"'.repeat(199)}`;
-  await requestToItsEnd(session, { ':path': `/orders/${C1.repeat(400)}`, 'x-http-method-override': C1.repeat(300), 'x-request-id': id });
+  await requestToItsEnd(session, { ':path': `/orders/${'%C2%85'.repeat(400)}`, 'x-http-method-override': C1.repeat(300), 'x-request-id': id });
   const logged = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5000);
   const message = (logged.schema as { message: string } | undefined)?.message ?? '';
   t.ok(message.length > 0, `the violation is logged (${message.slice(0, 60)}...)`);
