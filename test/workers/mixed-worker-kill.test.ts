@@ -89,8 +89,18 @@ t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { time
   for (const end of third) t.ok(end.ok, `after the client-side kill: ${end.flow}: ${end.detail}`);
 
   for (const [name, s] of [['frontend', frontend], ['orders', orders], ['grpcapp', grpcapp]] as const) {
-    const view = await workersOf(s);
-    const current = (JSON.parse((await s.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
+    // the two reads are not one moment: a renewal landing between them (this mesh's SVIDs live
+    // 30 s and renew 2-3.6 s after issue) read as workers behind the primary (a clean-clone run:
+    // both workers on the SVID /identity had replaced a moment later); so both are read until
+    // they agree, 10 s at most, and then asserted
+    let view = await workersOf(s);
+    let current = '';
+    const agree = async () => {
+      view = await workersOf(s);
+      current = (JSON.parse((await s.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
+      return view.workers.every((w) => w.serial === current && w.generation === view.generation);
+    };
+    await waitFor(agree, 10_000, `${name}: the workers and /identity agree`, s.process).catch(() => undefined);
     t.same(view.workers.map((w) => w.generation), [view.generation, view.generation], `${name}: every worker on generation ${view.generation}`);
     t.same(view.workers.map((w) => w.serial), [current, current], `${name}: every worker serves ${current}`);
   }
