@@ -118,7 +118,11 @@ t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { time
   // "upstream endpoint failed" for such a reset or close is the kill's as well (seen once in a
   // fresh-clone run on a loaded machine); any other warning is the sidecar's
   const killed = (l: { msg?: unknown; err?: unknown }) => l.msg === 'upstream endpoint failed' && /ECONNRESET|EPIPE|socket hang up|closed|disconnected/i.test(String(l.err));
-  const lines = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 40 && !killed(l)));
+  // this mesh's SVIDs live 30 s: a session older than that (the test runs ~30 s, longer on a
+  // loaded machine) is closed at its peer certificate's end, as the README says, and warned
+  // (seen once in a clean-clone run); that is no fault of the kills
+  const expired = (l: { msg?: unknown }) => typeof l.msg === 'string' && l.msg.startsWith('upstream session closed') && /certificate path expired/.test(l.msg);
+  const lines = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 40 && !killed(l) && !expired(l)));
   t.same([...new Set(lines.map((l) => l.msg))], ['worker exited unexpectedly; restarting it'], `no warning or error but the three restarts (${JSON.stringify(lines.filter((l) => l.msg !== 'worker exited unexpectedly; restarting it').map((l) => l.err))})`);
   // a SIGKILLed worker's sockets are closed by the kernel, with a reset when the app's echo was
   // still unread there: the app's end of a tunnel through it may read ECONNRESET (seen once in a
