@@ -18,10 +18,14 @@
 
 import { setFlagsFromString } from 'node:v8';
 import { holdSignalsFromStart } from './cli/startup-signals.js';
+import { holdCompilersWhileStarting } from './compiler-tiers.js';
 
 // the long-running commands only: a one-shot command (`ca token`, `--help`) ends on a signal as any tool does
 const [first, second] = process.argv.slice(2);
 if (first === 'run' || (first === 'ca' && second === 'serve')) holdSignalsFromStart();
+// V8's compilers above the interpreter wait until the sidecar is ready (src/compiler-tiers.ts:
+// ~5 MB less resident in a sidecar that has started and waits for traffic)
+if (first === 'run') holdCompilersWhileStarting();
 // V8's allocation-site pretenuring off, before any of meshcar's code runs (here, not on the
 // launcher line, which the kernel may cut at 127 characters, and so for `node dist/cli.js` and
 // the workers, which run this same file, too). In about half the runs a busy outbound's

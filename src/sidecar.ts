@@ -37,6 +37,7 @@ import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 import { drainInOrder } from './sidecar-drain.js';
 import { sidecarAdminState } from './sidecar-admin.js';
 import { boundAt } from './workers/shared-ports.js';
+import { releaseCompilers } from './compiler-tiers.js';
 
 export type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 
@@ -137,6 +138,7 @@ export class Sidecar {
     const admin = this.admin ? { admin: { host: this.admin.host, port: this.admin.port } } : {};
     this.addressesValue = { ...admin, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
     this.ready = true;
+    releaseCompilers(); // held while starting (cli.ts): traffic comes from now on
     this.readyAfterMs = Number(process.hrtime.bigint() - started) / 1e6;
     // a worker's own line: the primary says 'sidecar ready' once every worker listens
     logger.info({ spiffeId: config.spiffeId, ...this.addressesValue, readyAfterMs: Math.round(this.readyAfterMs) }, fromPrimary ? 'worker ready' : 'sidecar ready');
