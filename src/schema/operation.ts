@@ -21,15 +21,19 @@ export interface MediaRule {
 
 /**
  * What apps read as JSON: application/json, text/json or any `+json` type, lower-case, no
- * parameters. text/json is JSON to the apps that list it: ASP.NET Core's JSON input formatter
- * reads it, and Swashbuckle writes every request body's schema under application/json,
- * text/json and application/*+json; left out, a caller sending text/json had its body reach
- * such an app unchecked. Flask, Spring and ASP.NET read every `application/*+json` as JSON,
- * gRPC's application/grpc+json included.
+ * parameters; and the old aliases Rails registers for JSON, text/x-json and
+ * application/jsonrequest (with application/x-json, which jQuery-era clients send). text/json
+ * is JSON to the apps that list it: ASP.NET Core's JSON input formatter reads it, and
+ * Swashbuckle writes every request body's schema under application/json, text/json and
+ * application/*+json; left out, a caller sending text/json (or text/x-json to a Rails app)
+ * had its body reach such an app unchecked. Flask, Spring and ASP.NET read every
+ * `application/*+json` as JSON, gRPC's application/grpc+json included.
  */
 export function readsAsJson(type: string): boolean {
-  return type === 'application/json' || type === 'text/json' || type.endsWith('+json');
+  return type === 'application/json' || type === 'text/json' || type.endsWith('+json') || JSON_ALIASES.has(type);
 }
+
+const JSON_ALIASES = new Set(['text/x-json', 'application/jsonrequest', 'application/x-json']);
 
 /** A media entry whose schema is a JSON body's: read as JSON, and not gRPC's framing. */
 export function isJsonType(type: string): boolean {

@@ -21,10 +21,18 @@ export interface PathMatch<T> {
   readonly params: Record<string, string> | undefined;
   /** The first parameter whose %-escapes do not decode as UTF-8 (kept as sent in params). */
   readonly undecodable?: string;
+  /**
+   * A segment with two parameters or more (`{name}-{year}`) split the other way, when that
+   * differs: the matcher's captures are greedy (`a-1999-2020` is `a-1999` and `2020`), Express's
+   * and chi's stop at the first separator (`a` and `1999-2020`). Its own undecodable, if any.
+   */
+  readonly lazySplit?: { readonly params: Record<string, string>; readonly undecodable?: string };
 }
 
 interface Pattern<T> {
   readonly regex: RegExp;
+  /** The same template with lazy captures, for one with two parameters or more in a segment. */
+  readonly lazyRegex: RegExp | undefined;
   readonly names: readonly string[];
   readonly value: T;
   readonly literalLength: number;
@@ -58,10 +66,12 @@ export class PathMatcher<T> {
       const template = canonicalPath(written);
       const names: string[] = [];
       let source = '';
+      let lazySource = '';
       let last = 0;
       for (const m of template.matchAll(PARAM)) {
-        source += escape(template.slice(last, m.index));
-        source += '([^/]+)';
+        const literal = escape(template.slice(last, m.index));
+        source += `${literal}([^/]+)`;
+        lazySource += `${literal}([^/]+?)`;
         names.push(m[1] as string);
         last = (m.index as number) + m[0].length;
       }
@@ -72,8 +82,10 @@ export class PathMatcher<T> {
         continue;
       }
       source += escape(template.slice(last));
+      lazySource += escape(template.slice(last));
+      const lazyRegex = /\}[^/]*\{/.test(template) ? new RegExp(`^${lazySource}$`) : undefined;
       const list = all.get(method) ?? [];
-      list.push({ regex: new RegExp(`^${source}$`), names, value, literalLength: template.replace(PARAM, '').length, rank: 0 });
+      list.push({ regex: new RegExp(`^${source}$`), lazyRegex, names, value, literalLength: template.replace(PARAM, '').length, rank: 0 });
       all.set(method, list);
       firstSegments.set(list[list.length - 1] as Pattern<T>, firstSegmentOf(template));
     }
@@ -116,18 +128,27 @@ export class PathMatcher<T> {
       const pattern = (b === undefined || (a !== undefined && a.rank < b.rank) ? literal[i++] : any[j++]) as Pattern<T>;
       const m = pattern.regex.exec(path);
       if (m === null) continue;
-      const params: Record<string, string> = {};
-      let undecodable: string | undefined;
-      for (let k = 0; k < pattern.names.length; k++) {
-        const name = pattern.names[k] as string;
-        const decoded = decode(m[k + 1] as string);
-        if (decoded === undefined) undecodable ??= name;
-        params[name] = decoded ?? (m[k + 1] as string);
-      }
-      return undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
+      const { params, undecodable } = paramsOf(pattern.names, m);
+      const matched: PathMatch<T> = undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
+      // the same text, so the lazy form matches too; only its captures may differ
+      const lazy = pattern.lazyRegex?.exec(path);
+      if (lazy == null || lazy.every((capture, k) => capture === m[k])) return matched;
+      return { ...matched, lazySplit: paramsOf(pattern.names, lazy) };
     }
     return undefined;
   }
+}
+
+function paramsOf(names: readonly string[], m: RegExpExecArray): { params: Record<string, string>; undecodable?: string } {
+  const params: Record<string, string> = {};
+  let undecodable: string | undefined;
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k] as string;
+    const decoded = decode(m[k + 1] as string);
+    if (decoded === undefined) undecodable ??= name;
+    params[name] = decoded ?? (m[k + 1] as string);
+  }
+  return undecodable === undefined ? { params } : { params, undecodable };
 }
 
 const NONE: readonly never[] = [];

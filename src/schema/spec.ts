@@ -15,6 +15,7 @@ import { OperationIndex, type BaseMatch, type ServedOperation } from './operatio
 import { canonicalPath } from '../http/canonical-path.js';
 import { formatReadings, otherReadings, slashReading } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
+import { pathOverride } from './path-override.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
 import { parameterProblem } from './parameter-check.js';
@@ -139,7 +140,7 @@ export class CompiledSpec {
     const route = match.base + op.template;
     const misread = this.misreading(method, path, canonical, op);
     if (misread !== undefined) return violation(op, route, 'path', misread);
-    const override = methodOverride(method, query, headers, op);
+    const override = methodOverride(method, query, headers, op) ?? pathOverride(headers, op);
     if (override !== undefined) return violation(op, route, override.kind, override.message);
     if (op.pathParams !== undefined) {
       // `%80%2Fadmin` left undecoded would be checked as the text `%2F`, while WSGI apps (read
@@ -150,6 +151,14 @@ export class CompiledSpec {
       // numbers as every server reads them, before the validator coerces them (parameter-check.ts)
       const problem = parameterProblem('path', op.pathParams, values, op.numeric.path);
       if (problem !== undefined) return violation(op, route, 'path', problem);
+      // `{name}-{year}`: what Express and chi hand the app for `a-1999-2020` (year `1999-2020`,
+      // 1999 to parseInt) is held to the same rules as the greedy split checked above
+      const lazy = match.lazySplit;
+      if (lazy !== undefined) {
+        if (lazy.undecodable !== undefined) return violation(op, route, 'path', `path/${clip(lazy.undecodable, MAX_QUOTED)}: holds a %-escape that is not UTF-8 (servers read it differently); encode a % as %25`);
+        const lazyProblem = parameterProblem('path', op.pathParams, splitArrays(lazy.params, op.arrayPathParams), op.numeric.path);
+        if (lazyProblem !== undefined) return violation(op, route, 'path', `${lazyProblem} (as an app that ends each parameter of a segment at the first separator reads ${clip(path, MAX_QUOTED)}: Express, chi)`);
+      }
     }
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads

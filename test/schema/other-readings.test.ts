@@ -8,6 +8,8 @@
 // inflated by the app), a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
 // X-Owner), and a last `.ext` (Rails and Spring read `/orders/mine.json` as /orders/mine). What reads the same everywhere still passes. A path parameter
 // whose %-escapes are not UTF-8 (`%80%2Fadmin`) is refused: the check read it undecoded, WSGI apps as bytes.
+// A segment with two parameters (`{name}-{year}`) is checked as split greedily and at the first separator (Express, chi).
+// A path override (`X-Original-URL`, `X-Rewrite-URL`: old Symfony, Zend, IIS rewrite) the operation does not declare is refused.
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -209,6 +211,41 @@ t.test('a path parameter with a %-escape that is not UTF-8 is refused: WSGI apps
   t.equal(path('/orders/%2580'), undefined, 'an encoded % is the text %80');
 });
 
+t.test('a segment with two parameters is checked as split both ways: greedy, and at the first separator (Express, chi)', async (t) => {
+  const spec = await CompiledSpec.load(join(t.testdir({ 'api.yaml': `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /reports/{name}-{year}:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+        - {name: year, in: path, required: true, schema: {type: integer, minimum: 2000}}
+      responses: {"200": {description: ok}}
+  /range/{from}.{to}:
+    get:
+      parameters:
+        - {name: from, in: path, required: true, schema: {type: string}}
+        - {name: to, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /pair/{a}~{b}:
+    get:
+      parameters:
+        - {name: a, in: path, required: true, schema: {type: string, maxLength: 3}}
+        - {name: b, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+` }), 'api.yaml'));
+  const path = (p: string) => spec.check('GET', p, '', {}, false).violation;
+  t.equal(path('/reports/sales-2020'), undefined, 'one separator: both splits alike');
+  t.same(path('/reports/sales-1999')?.message, 'path/year: must be >= 2000', 'the greedy split is checked');
+  // greedy: name a-1999, year 2020; Express and chi hand the app year `1999-2020`, which
+  // parseInt reads as 1999, under the minimum
+  t.same(path('/reports/a-1999-2020'), { kind: 'path', message: 'path/year: must be integer (as an app that ends each parameter of a segment at the first separator reads /reports/a-1999-2020: Express, chi)' }, 'the split at the first separator is held to the same rules');
+  t.same(path('/reports/a-b-2020')?.kind, 'path', 'a name with the separator in it cannot be told apart by such an app: refused');
+  t.equal(path('/range/a.b.c'), undefined, 'both splits pass the rules: passes');
+  t.same(path('/pair/abc~d~e')?.message, 'path/a: must NOT have more than 3 characters', 'what only the greedy split breaks is refused as before (a: abc~d)');
+  t.equal(path('/pair/abc~d'), undefined);
+});
+
 t.test('a method override the operation does not declare is refused: the app would run another operation', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
@@ -228,6 +265,21 @@ t.test('a method override the operation does not declare is refused: the app wou
   t.equal(post('/orders/1', '_method=post', { 'x-http-method-override': 'POST' }), undefined, 'the method itself is no override');
   t.equal(post('/legacy', '_method=PATCH', { 'x-http-method-override': 'PATCH' }), undefined, 'an override the operation declares passes');
   t.same(post('/legacy', '', { 'x-http-method-override': 'DELETE' }), { kind: 'header', message: 'header/x-http-method-override: must be one of "PATCH"' }, "and is held to the declared parameter's schema");
+});
+
+t.test('a path override (X-Original-URL, X-Rewrite-URL) the operation does not declare is refused: the app would route another path', async (t) => {
+  const spec = await CompiledSpec.load(join(t.testdir({ 'api.yaml': SPEC.replace('paths:\n', 'paths:\n  /rewritten:\n    get:\n      parameters:\n        - {name: X-Original-URL, in: header, schema: {type: string, enum: [/rewritten]}}\n      responses: {"200": {description: ok}}\n') }), 'api.yaml'));
+  const get = (path: string, headers: Record<string, string>) => spec.check('GET', path, '', headers, false).violation;
+  // old Symfony, Zend Framework 1 and IIS's URL Rewrite route the header's path
+  t.same(get('/orders/1', { 'x-original-url': '/admin/delete-everything' }), {
+    kind: 'header',
+    message: 'header/x-original-url: names the path /admin/delete-everything, which an app with URL rewriting (old Symfony and Zend, IIS\'s URL Rewrite) routes instead, unchecked: send the request to that path itself',
+  });
+  t.same(get('/orders/1', { 'x-rewrite-url': '/admin' })?.kind, 'header', 'X-Rewrite-URL');
+  t.same(get('/orders/1', { x_original_url: '/admin' })?.message.startsWith('header/x-original-url (sent as "x_original_url"): names the path /admin'), true, 'as CGI servers read X_Original_URL');
+  t.equal(get('/orders/1', { 'x-original-host': 'example' }), undefined, 'other X- headers pass');
+  t.equal(get('/rewritten', { 'x-original-url': '/rewritten' }), undefined, 'a path override the operation declares passes');
+  t.same(get('/rewritten', { 'x-original-url': '/admin' })?.message, 'header/x-original-url: must be one of "/rewritten"', "and is held to the declared parameter's schema");
 });
 
 t.test('a JSON body with a content coding is refused: an app that decodes it would parse another document', async (t) => {

@@ -3,6 +3,7 @@
 // schema under application/json, text/json and application/*+json: with such a spec a caller
 // sending Content-Type: text/json had an invalid body reach the app unchecked, as a non-JSON
 // type. A +json type is held to the application/*+json entry (it was 415, matching none).
+// Rails' JSON aliases (text/x-json, application/jsonrequest) and application/x-json are JSON too.
 // Over a real inbound in enforce mode (src/schema/operation.ts isJsonType, spec.ts mediaFor).
 
 import t from 'tap';
@@ -71,7 +72,8 @@ paths:
 t.test("a JSON body under an entry without a schema is held to application/json's", async (t) => {
   const { f, tls } = await startSpecInbound(t, RANGE_SPEC, { maxBodySize: 1024, fileName: 'ranges.yaml' });
   const post = (type: string, body: string) => h1Request(f.port, tls, { method: 'POST', path: '/orders', headers: { 'content-type': type }, body });
-  for (const type of ['text/json', 'application/vnd.x+json', 'application/problem+json']) {
+  // text/x-json and application/jsonrequest: Rails registers both as JSON and parses them
+  for (const type of ['text/json', 'application/vnd.x+json', 'application/problem+json', 'text/x-json', 'application/jsonrequest', 'application/x-json']) {
     const refused = await post(type, '{"qty":1000}');
     t.equal(refused.status, 400, `${type}: over the maximum, refused`);
     t.equal(JSON.parse(refused.body).message, 'body/qty: must be <= 10');
