@@ -197,7 +197,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // from a CA whose clock is ahead (now, or at the start that stored it): on disk already,
     // so the join token it cost is not lost; the listeners open once peers will accept it
     warnNotYetValid(logger, svid, 'no listener opens');
-    await untilServable(svid);
+    await untilServable(svid, options.signal);
   }
 
   const identity = new WorkloadIdentity(svid, logger);

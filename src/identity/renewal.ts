@@ -142,7 +142,23 @@ export class Renewal {
     if (this.running) return;
     this.running = true;
     this.failures = 0;
-    this.schedule(renewalTime(this.options.identity.current(), this.window, this.random).getTime());
+    const current = this.options.identity.current();
+    const at = renewalTime(current, this.window, this.random).getTime();
+    const now = Date.now();
+    this.schedule(at > now ? this.pastBackdating(current, at, now) : at);
+  }
+
+  /**
+   * A renewal time `at` (after `now`) for an SVID that arrived within the CA's backdating, moved
+   * to the window's start of what is left if it falls before that. The window is measured from
+   * notBefore, which the CA backdates by a tenth of the ttl: with a short ttl and a window from
+   * 0.1 the renewal time came about a second after each arrival (14 renewals in 15 s with
+   * `ttl: 2m`, each a key, a CSR, a handshake and a signature). An older SVID (loaded at a
+   * restart) keeps its window as it is.
+   */
+  private pastBackdating(svid: Svid, at: number, now: number): number {
+    if (now - svid.notBefore.getTime() > backdatedAgeMs(lifetimeMs(svid))) return at;
+    return Math.max(at, now + this.window.from * (svid.notAfter.getTime() - now));
   }
 
   /**
@@ -233,9 +249,10 @@ export class Renewal {
     this.mismatchReported = 'no';
     this.options.identity.reportRenewal({ result: 'success' });
     const at = renewalTime(next, this.window, this.random).getTime();
-    if (at > Date.now()) {
+    const now = Date.now();
+    if (at > now) {
       this.staleReported = false;
-      this.schedule(at);
+      this.schedule(this.pastBackdating(next, at, now));
     } else {
       this.schedule(this.afterStale(next));
     }

@@ -27,11 +27,24 @@ export function warnNotYetValid(logger: Logger, svid: Svid, keeping: string, now
   );
 }
 
-/** Resolves once `svid` may be served (at once if it may now). */
-export function untilServable(svid: Svid): Promise<void> {
+/** Resolves once `svid` may be served (at once if it may now); rejects with `signal`'s reason once it is aborted. */
+export function untilServable(svid: Svid, signal?: AbortSignal): Promise<void> {
   const at = servableAtMs(svid);
   if (at <= Date.now()) return Promise.resolve();
-  // a pending start is work to do: not unref'd (a stop during it ends the process anyway); by
-  // the wall clock, as the peers judging the start see it
-  return new Promise((resolve) => new WallClockTimer().set(at, resolve));
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  // a pending start is work to do: not unref'd, but let go at a stop (a SIGTERM during it
+  // waited for the start, up to the 5 minutes a CA may be ahead); by the wall clock, as the
+  // peers judging the start see it
+  return new Promise((resolve, reject) => {
+    const timer = new WallClockTimer();
+    const onAbort = () => {
+      timer.cancel();
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    timer.set(at, () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }

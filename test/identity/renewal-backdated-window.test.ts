@@ -23,7 +23,7 @@ async function firstRenewal(t: Tap.Test, behindMs: number): Promise<Array<Record
   const pki = await makePki('mesh.local');
   const lines: Array<Record<string, unknown>> = [];
   const logger = memoryLogger(lines);
-  // renewed at 0.1 of its 66 s: 0.6 s after now
+  // renewed at once (renewNow below): what is looked at is the SVID that renewal brings
   const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 60_000 }), ORDERS), logger);
   const renewal = new Renewal({
     identity,
@@ -34,6 +34,7 @@ async function firstRenewal(t: Tap.Test, behindMs: number): Promise<Array<Record
   t.teardown(() => renewal.stop());
   const rotated = once(identity, 'rotated');
   renewal.start();
+  renewal.renewNow();
   const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no renewal within 5 s')), 5000).unref());
   await Promise.race([rotated, timeout]);
   return lines;
@@ -52,3 +53,27 @@ t.test('due on arrival because the CA is 20 s behind: said at warn', async (t) =
   t.equal(said.length, 1);
   t.equal(said[0]?.level, 40);
 });
+
+t.test('a renewal time just after arrival within the backdating waits for the window\'s start of what is left', async (t) => {
+  // ttl 2 m, window {from: 0.1, to: 0.1}: backdated by 12 s, the renewal time (0.1 of 132 s
+  // from notBefore) fell 1.2 s after arrival, and so did every next one: a renewal a second
+  const pki = await makePki('mesh.local');
+  const logger = memoryLogger([]);
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 120_000 }), ORDERS), logger);
+  const renewal = new Renewal({ identity, obtain: async () => validateSvid(await pki.issue(ORDERS, { lifetimeMs: 120_000 }), ORDERS), window: { from: 0.1, to: 0.1 }, logger });
+  t.teardown(() => renewal.stop());
+  const started = Date.now();
+  renewal.start();
+  const at = renewal.nextRenewalAt?.getTime() ?? 0;
+  const notAfter = identity.current().notAfter.getTime();
+  t.ok(at - started >= 0.1 * (notAfter - started) - 50, `renewal ${at - started} ms after start, not before 0.1 of the ${notAfter - started} ms left`);
+  // and after each renewal (the loop the review saw)
+  const rotated = once(identity, 'rotated');
+  renewal.renewNow();
+  await rotated;
+  const arrived = Date.now();
+  const next = renewal.nextRenewalAt?.getTime() ?? 0;
+  const left = identity.current().notAfter.getTime() - arrived;
+  t.ok(next - arrived >= 0.1 * left - 50, `after a renewal: the next ${next - arrived} ms after it, not before 0.1 of the ${left} ms left`);
+});
+
