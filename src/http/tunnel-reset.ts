@@ -81,6 +81,9 @@ const EMPTY = Buffer.alloc(0);
 /** How often a half-closed tunnel side is asked whether it has been reset since (watchHalfClosed). */
 const HALF_CLOSED_CHECK_MS = 1_000;
 
+/** Idle time before TCP keepalive probes on a half-closed tunnel side (watchHalfClosed). */
+const HALF_CLOSED_KEEPALIVE_MS = 10_000;
+
 /**
  * `from`'s peer has half-closed (its FIN relayed), and `from` stays open for the other way. Node
  * reads no more from a socket after its end, so a reset that comes later (the far sidecar's
@@ -99,6 +102,13 @@ function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void)
   // too, so the look every second would keep it from ever running out. The outbound's tunnel
   // idle timeout is kept apart from its app socket for this reason (tunnel-idle.ts)
   if ((tcp.timeout ?? 0) > 0) return;
+  // a FIN does not say whether the peer closed its whole connection or only its side: one that
+  // closed it all (an app's WebSocket client closing) never resets, so the look below never
+  // saw it go and the tunnel held its slot (the outbound's circuit maxRequests, the inbound's
+  // per-caller connections) until tunnelIdleTimeout, an hour. Keepalive probes reach the
+  // peer's kernel, which resets them once it has let the closed connection go (60 s on Linux,
+  // tcp_fin_timeout); the next look then sees the reset. A peer that only half-closed answers them.
+  tcp.setKeepAlive(true, HALF_CLOSED_KEEPALIVE_MS);
   const timer = setInterval(() => {
     if (from.destroyed || tcp.destroyed) {
       clearInterval(timer);

@@ -29,8 +29,15 @@ export function requestFields(req: IncomingMessage, authority: string, requestId
     fields.push(name, raw[i + 1] as string);
   }
   fields.push('x-request-id', requestId);
+  // an Upgrade has no body (one announced is refused before this), but node:http's client frames
+  // a POST, PUT or PATCH without a Content-Length as chunked and ends it with an empty chunk,
+  // which the peer's inbound refuses as a body: such a method says Content-Length: 0
+  if (!UNFRAMED_BY_DEFAULT.has(req.method ?? 'GET')) fields.push('Content-Length', '0');
   return fields;
 }
+
+/** Methods node:http's client sends with no framing when no Content-Length is set; others it frames as chunked. */
+const UNFRAMED_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 /**
  * A refusal's head (not a 101: switching-fields.ts) as the app reads it, from node:http's parse,
