@@ -93,6 +93,15 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
   };
 }
 
+/** A `meshcar ca serve` process whose JS clock is `aheadMs` ahead of the host's (behind when negative: helpers/clock-ahead.cjs). */
+export function startSkewedMeshCa(dir: string, aheadMs: number): Promise<MeshCa> {
+  return startMeshCa(dir, {
+    maxTtl: '1h',
+    nodeArgs: ['--require', new URL('./clock-ahead.cjs', import.meta.url).pathname],
+    env: { MESHCAR_TEST_CLOCK_AHEAD_MS: String(aheadMs) },
+  });
+}
+
 export interface UpstreamSpec {
   readonly name: string;
   readonly endpoints: readonly string[];

@@ -15,7 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { execFileAsync, memoryLogger } from '../helpers/ca.js';
-import { startMeshCa, launchSidecar, type MeshCa } from '../helpers/mesh.js';
+import { startSkewedMeshCa, launchSidecar, type MeshCa } from '../helpers/mesh.js';
 import { startMeshcar } from '../helpers/process.js';
 import { makePki } from '../helpers/pki.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
@@ -29,11 +29,7 @@ const AHEAD_MS = 4_000;
 
 let ca: MeshCa;
 t.before(async () => {
-  ca = await startMeshCa(t.testdir(), {
-    maxTtl: '1h',
-    nodeArgs: ['--require', new URL('../helpers/clock-ahead.cjs', import.meta.url).pathname],
-    env: { MESHCAR_TEST_CLOCK_AHEAD_MS: String(AHEAD_MS) },
-  });
+  ca = await startSkewedMeshCa(t.testdir(), AHEAD_MS);
 });
 t.teardown(() => ca?.stop());
 

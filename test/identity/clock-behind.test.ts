@@ -10,7 +10,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
-import { startMeshCa, startSidecar, metricValue, type MeshCa } from '../helpers/mesh.js';
+import { startSkewedMeshCa, startSidecar, metricValue, type MeshCa } from '../helpers/mesh.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { CaClient } from '../../src/identity/ca-client.js';
 
@@ -18,11 +18,7 @@ const BEHIND_MS = 40_000;
 
 let ca: MeshCa;
 t.before(async () => {
-  ca = await startMeshCa(t.testdir(), {
-    maxTtl: '1h',
-    nodeArgs: ['--require', new URL('../helpers/clock-ahead.cjs', import.meta.url).pathname],
-    env: { MESHCAR_TEST_CLOCK_AHEAD_MS: String(-BEHIND_MS) },
-  });
+  ca = await startSkewedMeshCa(t.testdir(), -BEHIND_MS);
 });
 t.teardown(() => ca?.stop());
 

@@ -7,18 +7,14 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { execFileAsync } from '../helpers/ca.js';
-import { startMeshCa, launchSidecar, type MeshCa } from '../helpers/mesh.js';
+import { startSkewedMeshCa, launchSidecar, type MeshCa } from '../helpers/mesh.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const AHEAD_MS = 60_000;
 
 let ca: MeshCa;
 t.before(async () => {
-  ca = await startMeshCa(t.testdir(), {
-    maxTtl: '1h',
-    nodeArgs: ['--require', new URL('../helpers/clock-ahead.cjs', import.meta.url).pathname],
-    env: { MESHCAR_TEST_CLOCK_AHEAD_MS: String(AHEAD_MS) },
-  });
+  ca = await startSkewedMeshCa(t.testdir(), AHEAD_MS);
 });
 t.teardown(() => ca?.stop());
 
