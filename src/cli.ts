@@ -24,7 +24,7 @@ import { holdCompilersWhileStarting } from './compiler-tiers.js';
 const [first, second] = process.argv.slice(2);
 if (first === 'run' || (first === 'ca' && second === 'serve')) holdSignalsFromStart();
 // V8's compilers above the interpreter wait until the sidecar is ready (src/compiler-tiers.ts:
-// ~5 MB less resident in a sidecar that has started and waits for traffic)
+// ~5 MB less resident in a sidecar that has started and not served traffic yet)
 if (first === 'run') holdCompilersWhileStarting();
 // V8's allocation-site pretenuring off, before any of meshcar's code runs (here, not on the
 // launcher line, which the kernel may cut at 127 characters, and so for `node dist/cli.js` and

@@ -33,6 +33,11 @@ function load(key: string, config: OpenApiConfig, specOf: (path: string) => Prom
   );
 }
 
+/** Whether the config names an OpenAPI spec anywhere (loadGuards has one to compile). */
+export function namesSpecs(config: SidecarConfig): boolean {
+  return config.inbound?.openapi !== undefined || (config.outbound?.upstreams ?? []).some((u) => u.openapi !== undefined);
+}
+
 export async function loadGuards(config: SidecarConfig): Promise<Guards> {
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
