@@ -108,7 +108,10 @@ function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void)
   // per-caller connections) until tunnelIdleTimeout, an hour. Keepalive probes reach the
   // peer's kernel, which resets them once it has let the closed connection go (60 s on Linux,
   // tcp_fin_timeout); the next look then sees the reset. A peer that only half-closed answers them.
-  tcp.setKeepAlive(true, HALF_CLOSED_KEEPALIVE_MS);
+  // An app's socket only (a plain one, its own TCP): Node's keepalive gives up after 10 probes a
+  // second apart, and a half-closed tunnel between sidecars on two hosts would be cut by 20 s
+  // of lost packets; the sidecar at the other end watches its own app so and resets the tunnel.
+  if (tcp === from) tcp.setKeepAlive(true, HALF_CLOSED_KEEPALIVE_MS);
   const timer = setInterval(() => {
     if (from.destroyed || tcp.destroyed) {
       clearInterval(timer);

@@ -149,15 +149,16 @@ export class Renewal {
   }
 
   /**
-   * A renewal time `at` (after `now`) for an SVID that arrived within the CA's backdating, moved
-   * to the window's start of what is left if it falls before that. The window is measured from
-   * notBefore, which the CA backdates by a tenth of the ttl: with a short ttl and a window from
-   * 0.1 the renewal time came about a second after each arrival (14 renewals in 15 s with
-   * `ttl: 2m`, each a key, a CSR, a handshake and a signature). An older SVID (loaded at a
-   * restart) keeps its window as it is.
+   * A renewal time `at` (after `now`) for an SVID that has just arrived (`arrived`: renewed now;
+   * else one at start as young as the CA's backdating and a save's wait), moved to the window's
+   * start of what is left if it falls before that. The window is measured from notBefore, which
+   * the CA backdates by a tenth of the ttl: with a short ttl and a window from 0.1 the renewal
+   * time came about a second after each arrival (14 renewals in 15 s with `ttl: 2m`, each a key,
+   * a CSR, a handshake and a signature), and a CA a few seconds behind or a slow save kept that
+   * loop going past an age test. An older SVID loaded at a restart keeps its window as it is.
    */
-  private pastBackdating(svid: Svid, at: number, now: number): number {
-    if (now - svid.notBefore.getTime() > backdatedAgeMs(lifetimeMs(svid))) return at;
+  private pastBackdating(svid: Svid, at: number, now: number, arrived = false): number {
+    if (!arrived && now - svid.notBefore.getTime() > backdatedAgeMs(lifetimeMs(svid)) + PERSIST_WAIT_MS) return at;
     return Math.max(at, now + this.window.from * (svid.notAfter.getTime() - now));
   }
 
@@ -252,7 +253,7 @@ export class Renewal {
     const now = Date.now();
     if (at > now) {
       this.staleReported = false;
-      this.schedule(this.pastBackdating(next, at, now));
+      this.schedule(this.pastBackdating(next, at, now, true));
     } else {
       this.schedule(this.afterStale(next));
     }

@@ -31,8 +31,9 @@ export function requestFields(req: IncomingMessage, authority: string, requestId
   fields.push('x-request-id', requestId);
   // an Upgrade has no body (one announced is refused before this), but node:http's client frames
   // a POST, PUT or PATCH without a Content-Length as chunked and ends it with an empty chunk,
-  // which the peer's inbound refuses as a body: such a method says Content-Length: 0
-  if (!UNFRAMED_BY_DEFAULT.has(req.method ?? 'GET')) fields.push('Content-Length', '0');
+  // which the peer's inbound refuses as a body: such a method says Content-Length: 0 (once: an
+  // app's own `Content-Length: 0`, as Go's client sends, goes on as it is)
+  if (!UNFRAMED_BY_DEFAULT.has(req.method ?? 'GET') && req.headers['content-length'] === undefined) fields.push('Content-Length', '0');
   return fields;
 }
 

@@ -22,16 +22,18 @@ export interface PathMatch<T> {
   /** The first parameter whose %-escapes do not decode as UTF-8 (kept as sent in params). */
   readonly undecodable?: string;
   /**
-   * A segment with two parameters or more (`{name}-{year}`) split the other way, when that
-   * differs: the matcher's captures are greedy (`a-1999-2020` is `a-1999` and `2020`), Express's
-   * and chi's stop at the first separator (`a` and `1999-2020`). Its own undecodable, if any.
+   * A segment with two parameters or more (`{name}-{year}`) split as Express 4 splits it, when
+   * that differs: the matcher's captures are greedy (`a-1999-2020` is `a-1999` and `2020`),
+   * Express's (path-to-regexp 0.1) stop at the first separator (`a` and `1999-2020`), as chi's
+   * do, and one after a `.` holds no dot (`{name}.{ext}`: `archive.tar.gz` is `archive.tar` and
+   * `gz` to both). Its own undecodable, if any.
    */
   readonly lazySplit?: { readonly params: Record<string, string>; readonly undecodable?: string };
 }
 
 interface Pattern<T> {
   readonly regex: RegExp;
-  /** The same template with lazy captures, for one with two parameters or more in a segment. */
+  /** The same template as Express 4 reads it, for one with two parameters or more in a segment. */
   readonly lazyRegex: RegExp | undefined;
   readonly names: readonly string[];
   readonly value: T;
@@ -71,7 +73,8 @@ export class PathMatcher<T> {
       for (const m of template.matchAll(PARAM)) {
         const literal = escape(template.slice(last, m.index));
         source += `${literal}([^/]+)`;
-        lazySource += `${literal}([^/]+?)`;
+        // Express 4: lazy, and no dot in a parameter that follows a `.`
+        lazySource += literal.endsWith('\\.') ? `${literal}([^/.]+?)` : `${literal}([^/]+?)`;
         names.push(m[1] as string);
         last = (m.index as number) + m[0].length;
       }

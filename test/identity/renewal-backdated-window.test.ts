@@ -77,3 +77,22 @@ t.test('a renewal time just after arrival within the backdating waits for the wi
   t.ok(next - arrived >= 0.1 * left - 50, `after a renewal: the next ${next - arrived} ms after it, not before 0.1 of the ${left} ms left`);
 });
 
+t.test('a renewed SVID from a CA some seconds behind: the next renewal still waits for the window\'s start of what is left', async (t) => {
+  // window 0.25 of a 2 m SVID signed by a CA 15 s behind: older on arrival than the backdating
+  // (and a save's wait) explains, its renewal time 5 s ahead, not 26 s (the review saw 15
+  // renewals in 15 s with a CA 2.5 s behind and a window at 0.12)
+  const pki = await makePki('mesh.local');
+  const logger = memoryLogger([]);
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 120_000 }), ORDERS), logger);
+  const renewal = new Renewal({ identity, obtain: async () => validateSvid(await pki.issue(ORDERS, { lifetimeMs: 120_000, now: new Date(Date.now() - 15_000) }), ORDERS), window: { from: 0.25, to: 0.25 }, logger });
+  t.teardown(() => renewal.stop());
+  renewal.start();
+  const rotated = once(identity, 'rotated');
+  renewal.renewNow();
+  await rotated;
+  const arrived = Date.now();
+  const next = renewal.nextRenewalAt?.getTime() ?? 0;
+  const left = identity.current().notAfter.getTime() - arrived;
+  t.ok(next - arrived >= 0.25 * left - 50, `the next renewal ${next - arrived} ms after the arrival, not before 0.25 of the ${left} ms left`);
+});
+

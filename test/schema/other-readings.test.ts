@@ -8,7 +8,7 @@
 // inflated by the app), a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
 // X-Owner), and a last `.ext` (Rails and Spring read `/orders/mine.json` as /orders/mine). What reads the same everywhere still passes. A path parameter
 // whose %-escapes are not UTF-8 (`%80%2Fadmin`) is refused: the check read it undecoded, WSGI apps as bytes.
-// A segment with two parameters (`{name}-{year}`) is checked as split greedily and at the first separator (Express, chi).
+// A segment with two parameters (`{name}-{year}`) is checked as split greedily and as Express splits it.
 // A path override (`X-Original-URL`, `X-Rewrite-URL`: old Symfony, Zend, IIS rewrite) the operation does not declare is refused.
 
 import t from 'tap';
@@ -211,7 +211,7 @@ t.test('a path parameter with a %-escape that is not UTF-8 is refused: WSGI apps
   t.equal(path('/orders/%2580'), undefined, 'an encoded % is the text %80');
 });
 
-t.test('a segment with two parameters is checked as split both ways: greedy, and at the first separator (Express, chi)', async (t) => {
+t.test('a segment with two parameters is checked as split both ways: greedy, and as Express splits it', async (t) => {
   const spec = await CompiledSpec.load(join(t.testdir({ 'api.yaml': `openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
@@ -233,14 +233,32 @@ paths:
         - {name: a, in: path, required: true, schema: {type: string, maxLength: 3}}
         - {name: b, in: path, required: true, schema: {type: string}}
       responses: {"200": {description: ok}}
+  /files/{name}.{ext}:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+        - {name: ext, in: path, required: true, schema: {type: string, enum: [gz, zip]}}
+      responses: {"200": {description: ok}}
+  /d/{a}-{b}.{c}:
+    get:
+      parameters:
+        - {name: a, in: path, required: true, schema: {type: string}}
+        - {name: b, in: path, required: true, schema: {type: string, pattern: '^[a-z0-9]+$'}}
+        - {name: c, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
 ` }), 'api.yaml'));
   const path = (p: string) => spec.check('GET', p, '', {}, false).violation;
   t.equal(path('/reports/sales-2020'), undefined, 'one separator: both splits alike');
   t.same(path('/reports/sales-1999')?.message, 'path/year: must be >= 2000', 'the greedy split is checked');
   // greedy: name a-1999, year 2020; Express and chi hand the app year `1999-2020`, which
   // parseInt reads as 1999, under the minimum
-  t.same(path('/reports/a-1999-2020'), { kind: 'path', message: 'path/year: must be integer (as an app that ends each parameter of a segment at the first separator reads /reports/a-1999-2020: Express, chi)' }, 'the split at the first separator is held to the same rules');
-  t.same(path('/reports/a-b-2020')?.kind, 'path', 'a name with the separator in it cannot be told apart by such an app: refused');
+  t.same(path('/reports/a-1999-2020'), { kind: 'path', message: 'path/year: must be integer (as Express reads /reports/a-1999-2020, each parameter of a segment ending at the first separator)' }, 'the split at the first separator is held to the same rules');
+  t.same(path('/reports/a-b-2020')?.kind, 'path', 'a name with the separator in it is read otherwise by Express (and chi): refused');
+  // Express: a parameter after a `.` holds no dot, so `archive.tar.gz` is archive.tar and gz to it, as to the greedy split
+  t.equal(path('/files/archive.tar.gz'), undefined, 'a dotted name before .{ext}: one reading');
+  t.same(path('/files/archive.gz.tar')?.kind, 'path', 'and its extension is checked');
+  // both the greedy and the first-separator splits give b=ok; Express gives b `ok.z'or'1'-ok`
+  t.same(path("/d/x-ok.z'or'1'-ok.txt")?.message, `path/b: must match pattern "^[a-z0-9]+$" (as Express reads /d/x-ok.z'or'1'-ok.txt, each parameter of a segment ending at the first separator)`, 'Express\'s own reading of a parameter before a .{x}');
   t.equal(path('/range/a.b.c'), undefined, 'both splits pass the rules: passes');
   t.same(path('/pair/abc~d~e')?.message, 'path/a: must NOT have more than 3 characters', 'what only the greedy split breaks is refused as before (a: abc~d)');
   t.equal(path('/pair/abc~d'), undefined);
