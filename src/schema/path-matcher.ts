@@ -133,7 +133,9 @@ export class PathMatcher<T> {
       if (m === null) continue;
       const { params, undecodable } = paramsOf(pattern.names, m);
       const matched: PathMatch<T> = undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
-      // the same text, so the lazy form matches too; only its captures may differ
+      // Express's form of the same template: its captures may differ; or it may not match at all
+      // (a dot in a parameter after a `.` that no lazy parameter before can take), a path
+      // Express does not route, so nothing it could read otherwise
       const lazy = pattern.lazyRegex?.exec(path);
       if (lazy == null || lazy.every((capture, k) => capture === m[k])) return matched;
       return { ...matched, lazySplit: paramsOf(pattern.names, lazy) };
