@@ -151,7 +151,7 @@ export class Renewal {
   /**
    * A renewal time `at` (after `now`) for an SVID that has just arrived (`arrived`: renewed now;
    * else one at start as young as the CA's backdating and a save's wait), moved to the window's
-   * start of what is left if it falls before that. The window is measured from notBefore, which
+   * start of what is left before the retry deadline if it falls before that. The window is measured from notBefore, which
    * the CA backdates by a tenth of the ttl: with a short ttl and a window from 0.1 the renewal
    * time came about a second after each arrival (14 renewals in 15 s with `ttl: 2m`, each a key,
    * a CSR, a handshake and a signature), and a CA a few seconds behind or a slow save kept that
@@ -159,7 +159,9 @@ export class Renewal {
    */
   private pastBackdating(svid: Svid, at: number, now: number, arrived = false): number {
     if (!arrived && now - svid.notBefore.getTime() > backdatedAgeMs(lifetimeMs(svid)) + PERSIST_WAIT_MS) return at;
-    return Math.max(at, now + this.window.from * (svid.notAfter.getTime() - now));
+    // what is left before the last retries' time (retryDeadline), not before expiry: with a high
+    // `from` and a CA far behind, the window's start of what is left came after that deadline
+    return Math.max(at, now + this.window.from * (retryDeadline(svid) - now));
   }
 
   /**

@@ -22,18 +22,20 @@ export interface PathMatch<T> {
   /** The first parameter whose %-escapes do not decode as UTF-8 (kept as sent in params). */
   readonly undecodable?: string;
   /**
-   * A segment with two parameters or more (`{name}-{year}`) split as Express 4 splits it, when
-   * that differs: the matcher's captures are greedy (`a-1999-2020` is `a-1999` and `2020`),
-   * Express's (path-to-regexp 0.1) stop at the first separator (`a` and `1999-2020`), as chi's
-   * do, and one after a `.` holds no dot (`{name}.{ext}`: `archive.tar.gz` is `archive.tar` and
-   * `gz` to both). Its own undecodable, if any.
+   * A segment with two parameters or more (`{name}-{year}`) split as Express 4 up to 4.21.1
+   * splits it (path-to-regexp 0.1.10), when that differs: the matcher's captures are greedy
+   * (`a-1999-2020` is `a-1999` and `2020`), Express's stop at the first separator (`a` and
+   * `1999-2020`), as chi's do, and one after a `.` holds no dot (`{name}.{ext}`:
+   * `archive.tar.gz` is `archive.tar` and `gz` to both). Express 4.21.2 (path-to-regexp 0.1.12)
+   * keeps the separator out of the parameter after it, which reads `-` as the greedy split does.
+   * Its own undecodable, if any.
    */
   readonly lazySplit?: { readonly params: Record<string, string>; readonly undecodable?: string };
 }
 
 interface Pattern<T> {
   readonly regex: RegExp;
-  /** The same template as Express 4 reads it, for one with two parameters or more in a segment. */
+  /** The same template as Express 4.21.1 and older read it, for one with two parameters or more in a segment. */
   readonly lazyRegex: RegExp | undefined;
   readonly names: readonly string[];
   readonly value: T;
@@ -73,7 +75,7 @@ export class PathMatcher<T> {
       for (const m of template.matchAll(PARAM)) {
         const literal = escape(template.slice(last, m.index));
         source += `${literal}([^/]+)`;
-        // Express 4: lazy, and no dot in a parameter that follows a `.`
+        // Express up to 4.21.1: lazy, and no dot in a parameter that follows a `.`
         lazySource += literal.endsWith('\\.') ? `${literal}([^/.]+?)` : `${literal}([^/]+?)`;
         names.push(m[1] as string);
         last = (m.index as number) + m[0].length;

@@ -151,13 +151,13 @@ export class CompiledSpec {
       // numbers as every server reads them, before the validator coerces them (parameter-check.ts)
       const problem = parameterProblem('path', op.pathParams, values, op.numeric.path);
       if (problem !== undefined) return violation(op, route, 'path', problem);
-      // `{name}-{year}`: what Express hands the app for `a-1999-2020` (year `1999-2020`, 1999 to
-      // parseInt; chi too) is held to the same rules as the greedy split checked above
+      // `{name}-{year}`: what Express (up to 4.21.1) hands the app for `a-1999-2020` (year
+      // `1999-2020`, 1999 to parseInt; chi too) is held to the same rules as the greedy split
       const lazy = match.lazySplit;
       if (lazy !== undefined) {
         if (lazy.undecodable !== undefined) return violation(op, route, 'path', `path/${clip(lazy.undecodable, MAX_QUOTED)}: holds a %-escape that is not UTF-8 (servers read it differently); encode a % as %25`);
         const lazyProblem = parameterProblem('path', op.pathParams, splitArrays(lazy.params, op.arrayPathParams), op.numeric.path);
-        if (lazyProblem !== undefined) return violation(op, route, 'path', `${lazyProblem} (as Express reads ${clip(path, MAX_QUOTED)}, each parameter of a segment ending at the first separator)`);
+        if (lazyProblem !== undefined) return violation(op, route, 'path', `${lazyProblem} (as Express up to 4.21.1 reads ${clip(path, MAX_QUOTED)}, each parameter of a segment ending at the first separator)`);
       }
     }
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):

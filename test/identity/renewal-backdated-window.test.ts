@@ -13,7 +13,7 @@ import { memoryLogger } from '../helpers/ca.js';
 import { makePki } from '../helpers/pki.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
-import { Renewal } from '../../src/identity/renewal.js';
+import { Renewal, retryDeadline } from '../../src/identity/renewal.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const CLOCK_BEHIND = /the CA's clock is behind this host's/;
@@ -65,16 +65,16 @@ t.test('a renewal time just after arrival within the backdating waits for the wi
   const started = Date.now();
   renewal.start();
   const at = renewal.nextRenewalAt?.getTime() ?? 0;
-  const notAfter = identity.current().notAfter.getTime();
-  t.ok(at - started >= 0.1 * (notAfter - started) - 50, `renewal ${at - started} ms after start, not before 0.1 of the ${notAfter - started} ms left`);
+  const deadline = retryDeadline(identity.current());
+  t.ok(at - started >= 0.1 * (deadline - started) - 50, `renewal ${at - started} ms after start, not before 0.1 of the ${deadline - started} ms left before the retry deadline`);
   // and after each renewal (the loop the review saw)
   const rotated = once(identity, 'rotated');
   renewal.renewNow();
   await rotated;
   const arrived = Date.now();
   const next = renewal.nextRenewalAt?.getTime() ?? 0;
-  const left = identity.current().notAfter.getTime() - arrived;
-  t.ok(next - arrived >= 0.1 * left - 50, `after a renewal: the next ${next - arrived} ms after it, not before 0.1 of the ${left} ms left`);
+  const left = retryDeadline(identity.current()) - arrived;
+  t.ok(next - arrived >= 0.1 * left - 50, `after a renewal: the next ${next - arrived} ms after it, not before 0.1 of the ${left} ms left before the retry deadline`);
 });
 
 t.test('a renewed SVID from a CA some seconds behind: the next renewal still waits for the window\'s start of what is left', async (t) => {
@@ -92,7 +92,25 @@ t.test('a renewed SVID from a CA some seconds behind: the next renewal still wai
   await rotated;
   const arrived = Date.now();
   const next = renewal.nextRenewalAt?.getTime() ?? 0;
-  const left = identity.current().notAfter.getTime() - arrived;
-  t.ok(next - arrived >= 0.25 * left - 50, `the next renewal ${next - arrived} ms after the arrival, not before 0.25 of the ${left} ms left`);
+  const left = retryDeadline(identity.current()) - arrived;
+  t.ok(next - arrived >= 0.25 * left - 50, `the next renewal ${next - arrived} ms after the arrival, not before 0.25 of the ${left} ms left before the retry deadline`);
+});
+
+t.test('a high window and a CA far behind: the clamped renewal still comes before the retry deadline', async (t) => {
+  // window 0.9 of a 10 m SVID from a CA 300 s behind: 245 s left on arrival; the window's start
+  // of that was 24.5 s before expiry, past the retry deadline (30 s before it), so one failure
+  // there meant plain backoff and an expired SVID (review)
+  const pki = await makePki('mesh.local');
+  const logger = memoryLogger([]);
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 600_000 }), ORDERS), logger);
+  const renewal = new Renewal({ identity, obtain: async () => validateSvid(await pki.issue(ORDERS, { lifetimeMs: 600_000, now: new Date(Date.now() - 300_000) }), ORDERS), window: { from: 0.9, to: 0.9 }, logger });
+  t.teardown(() => renewal.stop());
+  renewal.start();
+  const rotated = once(identity, 'rotated');
+  renewal.renewNow();
+  await rotated;
+  const next = renewal.nextRenewalAt?.getTime() ?? 0;
+  const deadline = retryDeadline(identity.current());
+  t.ok(next < deadline, `the next renewal ${Math.round((deadline - next) / 1000)} s before the retry deadline`);
 });
 

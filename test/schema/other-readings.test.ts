@@ -252,13 +252,13 @@ paths:
   t.same(path('/reports/sales-1999')?.message, 'path/year: must be >= 2000', 'the greedy split is checked');
   // greedy: name a-1999, year 2020; Express and chi hand the app year `1999-2020`, which
   // parseInt reads as 1999, under the minimum
-  t.same(path('/reports/a-1999-2020'), { kind: 'path', message: 'path/year: must be integer (as Express reads /reports/a-1999-2020, each parameter of a segment ending at the first separator)' }, 'the split at the first separator is held to the same rules');
-  t.same(path('/reports/a-b-2020')?.kind, 'path', 'a name with the separator in it is read otherwise by Express (and chi): refused');
+  t.same(path('/reports/a-1999-2020'), { kind: 'path', message: 'path/year: must be integer (as Express up to 4.21.1 reads /reports/a-1999-2020, each parameter of a segment ending at the first separator)' }, 'the split at the first separator is held to the same rules');
+  t.same(path('/reports/a-b-2020')?.kind, 'path', 'a name with the separator in it is read otherwise by Express up to 4.21.1 (and chi): refused');
   // Express: a parameter after a `.` holds no dot, so `archive.tar.gz` is archive.tar and gz to it, as to the greedy split
   t.equal(path('/files/archive.tar.gz'), undefined, 'a dotted name before .{ext}: one reading');
   t.same(path('/files/archive.gz.tar')?.kind, 'path', 'and its extension is checked');
   // both the greedy and the first-separator splits give b=ok; Express gives b `ok.z'or'1'-ok`
-  t.same(path("/d/x-ok.z'or'1'-ok.txt")?.message, `path/b: must match pattern "^[a-z0-9]+$" (as Express reads /d/x-ok.z'or'1'-ok.txt, each parameter of a segment ending at the first separator)`, 'Express\'s own reading of a parameter before a .{x}');
+  t.same(path("/d/x-ok.z'or'1'-ok.txt")?.message, `path/b: must match pattern "^[a-z0-9]+$" (as Express up to 4.21.1 reads /d/x-ok.z'or'1'-ok.txt, each parameter of a segment ending at the first separator)`, 'Express\'s own reading of a parameter before a .{x}');
   t.equal(path('/range/a.b.c'), undefined, 'both splits pass the rules: passes');
   t.same(path('/pair/abc~d~e')?.message, 'path/a: must NOT have more than 3 characters', 'what only the greedy split breaks is refused as before (a: abc~d)');
   t.equal(path('/pair/abc~d'), undefined);
