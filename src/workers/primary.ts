@@ -36,6 +36,7 @@ import { closeUntakenConnections } from './untaken-connections.js';
 import { describePrepareDeadline, prepareDeadlineMs } from './prepare-deadline.js';
 import { workerCount } from './worker-count.js';
 import { pickSharedPorts, type ListenPorts } from './shared-ports.js';
+import { PortKeeper } from './port-keeper.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -61,6 +62,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly restarts: WorkerRestarts;
   private readonly malformed = new LogPerKey();
   private readonly metricsOf: ClusterMetrics;
+  /** Holds the listen ports while no worker does (every worker dead at once, a crash loop): see port-keeper.ts. */
+  private readonly keeper: PortKeeper;
   /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
   private readonly exitWaits: ExitWaits;
   /** /metrics, /endpoints and /workers: see cluster-views.ts. */
@@ -105,6 +108,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
     this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
+    this.keeper = new PortKeeper(logger, () => [this.addresses?.inbound, this.addresses?.outbound].filter((a) => a !== undefined));
     this.restarts = new WorkerRestarts({
       logger,
       fork: () => this.fork(),
@@ -135,7 +139,13 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       // a worker's bug: dropped (it was sent with the wrong fields), said once per worker per 10 s
       else if (isOurs(message) && this.malformed.take(String(worker.id))) this.logger.error({ worker: worker.id, workerPid: worker.process.pid, type: message.type }, 'a message from the worker without the fields its type has was dropped');
     });
-    cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
+    // node:cluster lets a worker's share of the listeners go at its channel's close, or at its
+    // exit when that comes first: the keeper binds them in that same turn when none is left
+    cluster.on('disconnect', (worker) => this.keeper.gone(worker));
+    cluster.on('exit', (worker, code, signal) => {
+      if (!worker.isConnected()) this.keeper.gone(worker);
+      this.onExit(worker, code, signal);
+    });
     const ready = new Promise<Listening>((resolve, reject) => {
       this.startFailed = reject;
       this.allListening = () => resolve(this.addresses ?? {});
@@ -226,6 +236,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
 
   private stopRestarting(): void {
     this.stopping = true;
+    this.keeper.stop();
     this.health.stop();
     this.restarts.stop();
   }
@@ -255,6 +266,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     this.forkedAt.set(worker.id, performance.now());
     // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
     closeUntakenConnections(worker);
+    // the ports the primary holds while no worker does are let go as this one asks for them
+    this.keeper.watch(worker);
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
     // a message to a worker that has just died fails (EPIPE) before its channel is seen closed;
     // its exit is handled on its own: unheard, this 'error' event would end the primary

@@ -1,0 +1,100 @@
+// The listen ports while no worker holds them (workers > 1): the primary binds them itself.
+//
+// node:cluster binds a shared listener in the primary when the first worker asks to listen and
+// closes it when the last such worker is gone. Every worker dead at once (a crash, a kill, a
+// crash loop whose next restart waits up to a minute) left the inbound and outbound ports
+// unbound, and another local process could take one: the app's next call went to it, bearer
+// token and all, and every replacement then failed to bind, for good (the workers review: a
+// thief on the outbound port within 10-134 ms of the kill, while /healthz said 200).
+//
+// So when the last worker that asked to listen is gone, the primary binds the same addresses at
+// once (in the same turn as node:cluster's close), refusing what connects meanwhile (closed
+// before any byte: the caller connects again, as to a restarting process); and when a worker
+// asks to listen (node:cluster's internal 'queryServer' message, watched as
+// untaken-connections.ts watches 'newconn'), it lets go in that same turn: node:cluster binds a
+// tick later (its listen looks the host up first). Two sockets, one after the other: at each
+// hand-over the port is free for that moment (a scheduling slice on a busy host), and a process
+// trying to bind without pause can still hit it (the test's thief, one try a millisecond, did
+// in about half the runs of a kill of both workers); the minute of a crash loop and the second
+// of a replacement's start are closed. Closing the moments too takes listeners the primary owns
+// for its whole life, handing connections out itself, in place of node:cluster's.
+
+import net from 'node:net';
+import type { Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { Address } from './messages.js';
+
+interface ClusterMessage {
+  readonly cmd?: unknown;
+  readonly act?: unknown;
+}
+
+const isQueryServer = (message: unknown): boolean =>
+  typeof message === 'object' && message !== null && (message as ClusterMessage).cmd === 'NODE_CLUSTER' && (message as ClusterMessage).act === 'queryServer';
+
+export class PortKeeper {
+  /** Workers that asked node:cluster to listen and are not gone: while any is, node:cluster holds the ports. */
+  private readonly binding = new Set<number>();
+  /** The primary's own listeners while no worker holds the ports. */
+  private held: net.Server[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly logger: Logger,
+    /** The addresses the workers listen on (undefined before the first one said). */
+    private readonly addresses: () => readonly Address[],
+  ) {}
+
+  /** Watches `worker`'s asks to listen (call it right after cluster.fork()). */
+  watch(worker: Worker): void {
+    const proc = worker.process as unknown as { on(event: 'internalMessage', listener: (message: unknown) => void): void };
+    proc.on('internalMessage', (message) => {
+      if (!isQueryServer(message) || worker.isDead()) return;
+      this.binding.add(worker.id);
+      this.release();
+    });
+  }
+
+  /** `worker` is gone (its channel closed or it exited): the last one gone leaves the ports to the primary. */
+  gone(worker: Worker): void {
+    if (!this.binding.delete(worker.id) || this.binding.size > 0 || this.stopped) return;
+    this.hold();
+  }
+
+  /** The sidecar stops: the ports go with it. */
+  stop(): void {
+    this.stopped = true;
+    this.release();
+  }
+
+  /** Whether the primary holds the ports now (GET /workers, tests). */
+  holding(): boolean {
+    return this.held.length > 0;
+  }
+
+  private hold(): void {
+    for (const address of this.addresses()) {
+      // every connection closed unread: nothing serves it here
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
+      server.on('error', (err: NodeJS.ErrnoException) => {
+        // EADDRINUSE: another process bound the port in the moment node:cluster had let it go;
+        // the replacements cannot listen either, and say so (listen_failed)
+        this.logger.error({ host: address.host, port: address.port, code: err.code }, `no worker listens and the primary could not hold ${address.host}:${address.port} meanwhile (${err.code ?? err.message}): another process may take it`);
+        this.held = this.held.filter((s) => s !== server);
+      });
+      // a release before the bind (its host lookup takes a turn) closes it once bound
+      server.once('listening', () => {
+        if (!this.held.includes(server)) server.close();
+      });
+      server.listen({ host: address.host, port: address.port, exclusive: true });
+      this.held.push(server);
+    }
+    if (this.held.length > 0) this.logger.warn({ ports: this.addresses() }, 'no worker listens: the primary holds the listen ports until a replacement binds them');
+  }
+
+  private release(): void {
+    // net.Server.close() closes the socket at once; its callback (unused) waits for connections
+    for (const server of this.held) if (server.listening) server.close();
+    this.held = [];
+  }
+}
