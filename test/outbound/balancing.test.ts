@@ -88,6 +88,46 @@ t.test('an endpoint answering 503 gets less traffic (outlier ejection off)', asy
   t.equal(fx.observer.ejections, 0, 'nothing ejected with consecutiveFailures 0');
 });
 
+// the outbound review: with healthy endpoints at 150 ms and 8 requests in flight, their cost
+// (latency × (outstanding + 1)) passed the 250 ms a failure counts as, and the endpoint failing
+// at once (never anything outstanding) drew 61-65 % of the traffic; failures multiply the cost now
+t.test('under load, an endpoint failing at once does not undercut slower healthy ones (outlier ejection off)', async (t) => {
+  const pki = await makePki(TD);
+  const good = [await startUpstream(pki, { handler: slowBy(150) }), await startUpstream(pki, { handler: slowBy(150) })];
+  const bad = await startUpstream(pki, { handler: always503 });
+  const fx = await startBalanced(pki, {
+    ports: [good[0]!.port, bad.port, good[1]!.port],
+    outlierDetection: { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, bad]);
+  });
+  await load(fx.port, 120, 8);
+  const minGood = Math.min(...good.map((s) => s.requests));
+  t.ok(bad.requests < minGood / 2, `the failing endpoint served ${bad.requests}, under half of ${minGood}`);
+});
+
+// failures not in a row never reach consecutiveFailures: such an endpoint was never ejected and
+// drew more than its share (171 of 400 of three in the review); its failure rate weighs its cost now
+t.test('under load, an endpoint failing every other request gets clearly less than a healthy one', async (t) => {
+  const pki = await makePki(TD);
+  let n = 0;
+  const slow = slowBy(150);
+  const flakyHandler: H2Handler = (stream, headers, flags) => (n++ % 2 === 0 ? always503(stream, headers, flags) : slow(stream, headers, flags));
+  const good = [await startUpstream(pki, { handler: slow }), await startUpstream(pki, { handler: slow })];
+  const flaky = await startUpstream(pki, { handler: flakyHandler });
+  const fx = await startBalanced(pki, { ports: [good[0]!.port, flaky.port, good[1]!.port] });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, flaky]);
+  });
+  await load(fx.port, 160, 8);
+  const minGood = Math.min(...good.map((s) => s.requests));
+  t.ok(flaky.requests < minGood / 2, `the flaky endpoint served ${flaky.requests}, under half of ${minGood}`);
+  t.equal(fx.observer.ejections, 0, 'never ejected (its failures are not in a row)');
+});
+
 t.test('an endpoint answering 5xx fast is a failing one: it gets little traffic (a 500, a remote sidecar\'s 502 or 504)', async (t) => {
   const pki = await makePki(TD);
   const answering = (status: number, extra: http2.OutgoingHttpHeaders = {}): H2Handler => (stream) => {
