@@ -13,6 +13,12 @@ function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | un
   return c !== avoid && !c.ejected && c.downUntil <= now && c.probing === 0 && !tried?.has(c);
 }
 
+/** Whether some endpoint other than `avoid` and those `tried` may take an attempt now (no allocation). */
+export function anyEligible(list: readonly UpstreamEndpoint[], now: number, avoid: UpstreamEndpoint | undefined, tried: ReadonlySet<UpstreamEndpoint> | undefined): boolean {
+  for (let i = 0; i < list.length; i++) if (eligible(list[i] as UpstreamEndpoint, now, avoid, tried)) return true;
+  return false;
+}
+
 /**
  * `now` is performance.now(), the clock `downUntil` is kept on (pool-failover.ts).
  * Power of two choices: two distinct endpoints at random, the one with the lower load cost

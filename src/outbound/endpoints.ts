@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { canonicalHost, formatHostPort, isNotDialable, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, type LoadState } from './balancer.js';
-import { pickEndpoint } from './endpoint-pick.js';
+import { anyEligible, pickEndpoint } from './endpoint-pick.js';
 import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
 import { systemLookups, type LookupAll } from '../name-lookups.js';
@@ -194,6 +194,11 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   /** Still one of the set's endpoints (not removed by a reload or a DNS refresh). */
   has(endpoint: UpstreamEndpoint): boolean {
     return this.byOriginHost.get(endpoint.origin.host) === endpoint;
+  }
+
+  /** Whether an attempt avoiding `avoid` and those `tried` has another endpoint to go to now (a retry's Retry-After: retry.ts). */
+  hasOther(now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): boolean {
+    return anyEligible(this.list, now, avoid, tried);
   }
 
   /** The endpoint for the next attempt: power of two choices over the load estimates (endpoint-pick.ts). No allocation. */

@@ -118,6 +118,27 @@ t.test('a retry goes to the other endpoint', async (t) => {
   t.ok(bad.requests >= 1 && bad.requests <= 20);
 });
 
+// the outbound review: one replica answering 503 with Retry-After: 5 held the GETs it failed
+// for 5 s although their retries went to a healthy replica; a Retry-After is that endpoint's
+t.test("a retry that can go to another endpoint waits the backoff, not the failed endpoint's Retry-After", async (t) => {
+  const pki = await makePki(TD);
+  const bad = await startUpstream(pki, { handler: flaky(1e9, 503, { 'retry-after': '5' }) });
+  const good = await startUpstream(pki);
+  t.teardown(async () => {
+    await bad.close();
+    await good.close();
+  });
+  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 20 }, () => request(fx.port)));
+  t.same(
+    results.map((r) => r.status),
+    Array(20).fill(200),
+  );
+  t.ok(bad.requests >= 1, `the failing replica was tried (${bad.requests})`);
+  t.ok(Date.now() - started < 2_500, `no request waited the 5 s (${Date.now() - started} ms for all 20)`);
+});
+
 t.test('with three endpoints, the second retry goes to the one not tried yet, not back to the first', async (t) => {
   const pki = await makePki(TD);
   const fastA = await startUpstream(pki, { handler: flaky(1e9, 503) });
