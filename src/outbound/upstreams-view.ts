@@ -35,6 +35,8 @@ export interface UpstreamView {
   /** The configured endpoints as written: `host:port`, `[v6]:port` or `dns:NAME:PORT`. */
   readonly endpoints: readonly string[];
   readonly addresses: readonly UpstreamAddressView[];
+  /** Present while requests wait out a retry's backoff or Retry-After: they hold circuit slots (circuitBreaker.maxRequests). */
+  readonly retrying?: number;
   /** The last failed lookup of one of its names; `failingNow` false once that name resolves again. */
   readonly lastLookupFailure?: { readonly host: string; readonly message: string; readonly time: string; readonly failingNow: boolean };
 }
@@ -53,6 +55,7 @@ export function upstreamsView(pools: readonly UpstreamPool[], now: Now = { runni
       name: pool.name,
       endpoints: pool.config.endpoints.map((e) => (e.kind === 'dns' ? `dns:${e.host}:${e.port}` : formatHostPort(e))),
       addresses: pool.endpoints.all().map((e) => addressView(pool, e, now)),
+      ...(pool.retrying > 0 ? { retrying: pool.retrying } : {}),
       ...(failure ? { lastLookupFailure: { host: failure.host, message: failure.message, time: new Date(failure.at).toISOString(), failingNow: failure.failingNow } } : {}),
     };
   });

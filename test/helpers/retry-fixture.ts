@@ -29,6 +29,7 @@ export interface Spec {
   idleTimeoutMs?: number;
   retries?: Partial<RetryConfig>;
   codec?: 'meshcar' | 'node';
+  circuitBreaker?: { maxRequests: number; maxPending: number };
 }
 
 export const FAST_BACKOFF: Partial<RetryConfig> = { backoffBaseMs: 1, backoffMaxMs: 5 };
@@ -49,6 +50,7 @@ export async function startRetryOutbound(t: TapTest, pki: TestPki, spec: Spec) {
           ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
           routes: [],
           retries: { ...RETRY_DEFAULTS, ...FAST_BACKOFF, ...spec.retries },
+          ...(spec.circuitBreaker ? { circuitBreaker: spec.circuitBreaker } : {}),
         },
       ],
     },
@@ -60,7 +62,7 @@ export async function startRetryOutbound(t: TapTest, pki: TestPki, spec: Spec) {
   });
   const bound = await outbound.listen();
   t.teardown(() => outbound.close());
-  return { port: bound.port, observer };
+  return { port: bound.port, observer, outbound };
 }
 
 /** Answers `status` (with extra headers) to the first `n` requests, then echoes. */

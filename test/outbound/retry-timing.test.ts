@@ -5,9 +5,18 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { defaultHandler, makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { appDeadlineMs, backoffMs, retryAfterMs, RetryBudget } from '../../src/outbound/retry.js';
 import { flaky, h2, startRetryOutbound as start } from '../helpers/retry-fixture.js';
+
+/** Until `check` holds, polled every 5 ms, for at most 5 s. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within 5 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 t.test('a full outage: the extra load stays within the budget', async (t) => {
   const pki = await makePki(TD);
@@ -137,6 +146,39 @@ t.test("a retry that can go to another endpoint waits the backoff, not the faile
   );
   t.ok(bad.requests >= 1, `the failing replica was tried (${bad.requests})`);
   t.ok(Date.now() - started < 2_500, `no request waited the 5 s (${Date.now() - started} ms for all 20)`);
+});
+
+// the outbound review: maxRequests 2, one slow request in flight, a GET answered 429 with
+// Retry-After: 1; a new request took the slot during the wait, and the retry found the circuit
+// full: the app got the sidecar's 503 circuit_open in place of the upstream's answer
+t.test('a retry waiting out a Retry-After keeps its circuit slot: a request arriving meanwhile is the one refused', async (t) => {
+  const pki = await makePki(TD);
+  let seen = 0;
+  const up = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      seen += 1;
+      if (headers[':path'] === '/slow') return void setTimeout(() => defaultHandler(stream, headers, flags), 2_500);
+      if (seen === 2) {
+        stream.on('error', () => {});
+        stream.resume();
+        return void stream.respond({ ':status': 429, 'retry-after': '1' }, { endStream: true });
+      }
+      defaultHandler(stream, headers, flags);
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], circuitBreaker: { maxRequests: 2, maxPending: 1024 } });
+  const slow = request(fx.port, { path: '/slow' });
+  await until(() => seen === 1, 'the slow request in flight (answered in 2.5 s)');
+  const retried = request(fx.port);
+  // the GET's 429 came back and its retry waits a second (GET /upstreams shows it): the next
+  // request finds no free slot
+  await until(() => fx.outbound.upstreams()[0]?.retrying === 1, 'the retry waiting');
+  const meanwhile = await request(fx.port, { path: '/slow' });
+  t.equal(meanwhile.status, 503, 'the request arriving during the wait is refused');
+  t.equal(meanwhile.headers['x-meshcar-error'], 'circuit_open', 'as circuit_open');
+  t.equal((await retried).status, 200, "the retried GET gets the upstream's answer to its retry");
+  t.equal((await slow).status, 200);
 });
 
 t.test('with three endpoints, the second retry goes to the one not tried yet, not back to the first', async (t) => {
