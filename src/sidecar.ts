@@ -15,6 +15,7 @@ import { logConfigWarnings } from './config/config-warnings.js';
 import { describeError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
 import { IdentityStart, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
+import { refuseIdentityDir } from './config/identity-dir-guard.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import { Metrics } from './metrics/registry.js';
 import { sidecarFamilies } from './metrics/sidecar-families.js';
@@ -118,6 +119,8 @@ export class Sidecar {
     const guards = specs ? await guardsFromDocuments(config, specs) : await loadGuards(config);
     if (!specs) warnBacktrackingPatterns(guards, logger.child({ component: 'openapi' }));
     if (!fromPrimary) logConfigWarnings(config, this.configFile, logger);
+    // before anything listens or the CA is asked (a single-use token would be spent first)
+    if (!fromPrimary && config.identity.source === 'ca') refuseIdentityDir(config.identity.dir);
     this.guards = guards;
     await this.unlessStopped();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched

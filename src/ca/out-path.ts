@@ -20,23 +20,32 @@ const CA_MARKERS = [CA_FILES.rootKey, STATE_FILE];
  * named first in the message as every path error does.
  */
 export function refuseOutInCaFolder(out: string, folder: string, what: string): void {
-  // both places the path may name: where the kernel takes it (realPathOfExisting: `link/..` is
-  // the link target's parent) and where a path joined as text lands (join() and resolve() take
-  // `link/..` away; ca issue writes its files there, a token's temp file is made there): a CA in
-  // either refuses
-  for (const place of new Set([realPathOfExisting(folder), resolve(folder)])) refuseCaAt(out, folder, place, what);
-}
-
-function refuseCaAt(out: string, folder: string, place: string, what: string): void {
-  const marker = caMarker(place);
-  if (marker !== undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
+  const found = caFolderAround(folder);
+  if (found === undefined) return;
+  if (found.inside === undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${found.marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
   // a folder inside one too: `ca issue --out ca/issuers` put the leaf and the root among the
   // CA's earlier issuers, which `ca status` then listed as issuers
-  for (let dir = dirname(place), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
-    const above = caMarker(dir);
-    if (above !== undefined) throw new MeshcarError('bad_path', `${out}: it is inside ${dir}, which holds a CA (${above}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
-    if (dirname(dir) === dir) return;
+  throw new MeshcarError('bad_path', `${out}: it is inside ${found.inside}, which holds a CA (${found.marker}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
+}
+
+/**
+ * Whether `folder` holds a CA, or lies inside a folder that does: the file that marks it, and
+ * the folder above holding it (undefined: `folder` itself). Both places the path may name are
+ * looked at: where the kernel takes it (realPathOfExisting: `link/..` is the link target's
+ * parent) and where a path joined as text lands (join() and resolve() take `link/..` away; ca
+ * issue writes its files there, a token's temp file is made there): a CA in either counts.
+ */
+export function caFolderAround(folder: string): { marker: string; inside?: string } | undefined {
+  for (const place of new Set([realPathOfExisting(folder), resolve(folder)])) {
+    const marker = caMarker(place);
+    if (marker !== undefined) return { marker };
+    for (let dir = dirname(place), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
+      const above = caMarker(dir);
+      if (above !== undefined) return { marker: above, inside: dir };
+      if (dirname(dir) === dir) break;
+    }
   }
+  return undefined;
 }
 
 /** A path has at most 4096 bytes: far fewer folders than this above it. */

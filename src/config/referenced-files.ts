@@ -20,6 +20,7 @@ import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
 import { STORE_FILES } from '../identity/disk-store.js';
 import { caInitFix } from './ca-init-fix.js';
+import { identityDirProblem } from './identity-dir-guard.js';
 import { caTrustDomainProblem } from './ca-trust-domain.js';
 import { requirePrivateCaFolder } from '../ca/ca-state.js';
 import type { AnyConfig } from './load-any.js';
@@ -88,6 +89,11 @@ async function absent(path: string): Promise<boolean> {
 
 /** Why the file a reference names is not usable, or undefined (a folder that may be made on first start may be absent). */
 async function referenceProblem(ref: Reference): Promise<string | undefined> {
+  // the kernel's file systems and a CA's folder are refused present or not (identity-dir-guard.ts)
+  if (ref.keys.join('.') === 'identity.dir') {
+    const problem = identityDirProblem(ref.path);
+    if (problem !== undefined) return problem;
+  }
   if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
   // a stored SVID (DiskStore's chain file) spares the token at start; doctor judges the SVID itself
   const needed = ref.storedIn !== undefined && (await absent(join(ref.storedIn, STORE_FILES.chain)));
