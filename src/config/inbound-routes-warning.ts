@@ -7,19 +7,29 @@
 
 import type { SidecarConfig } from './sidecar-config.js';
 
-/** Whether every path `later` matches is matched by `earlier` (both exact or ending in `*`). */
-function covers(earlier: string, later: string): boolean {
-  if (!earlier.endsWith('*')) return earlier === later;
-  // a prefix covers an exact path or a prefix that starts with it (`/a*` covers `/a/*`)
-  return (later.endsWith('*') ? later.slice(0, -1) : later).startsWith(earlier.slice(0, -1));
-}
-
-/** Each route an earlier one shadows, with the first such earlier route: indexes into `routes`. */
+/**
+ * Each route an earlier one shadows, with the first such earlier route: indexes into `routes`.
+ * An earlier exact path covers the same exact path; an earlier prefix (`/a*`) covers every path
+ * and prefix starting with it. Looked up by map, each route's prefixes against the earlier
+ * prefixes: a check of each route against every earlier one grew with the square of the list
+ * (27,000 routes, a 1 MiB config, held `meshcar check` 49 s and a reload's `/ready` for seconds).
+ */
 export function shadowedRoutes(routes: readonly { readonly path: string }[]): { index: number; by: number }[] {
   const shadowed: { index: number; by: number }[] = [];
+  /** The first index of each exact path, and of each prefix (its text without the `*`). */
+  const exact = new Map<string, number>();
+  const prefixes = new Map<string, number>();
   routes.forEach((route, index) => {
-    const by = routes.findIndex((earlier, before) => before < index && covers(earlier.path, route.path));
+    const wildcard = route.path.endsWith('*');
+    const text = wildcard ? route.path.slice(0, -1) : route.path;
+    let by = wildcard ? -1 : (exact.get(text) ?? -1);
+    for (let end = 0; end <= text.length; end++) {
+      const earlier = prefixes.get(text.slice(0, end));
+      if (earlier !== undefined && (by < 0 || earlier < by)) by = earlier;
+    }
     if (by >= 0) shadowed.push({ index, by });
+    const seen = wildcard ? prefixes : exact;
+    if (!seen.has(text)) seen.set(text, index);
   });
   return shadowed;
 }
