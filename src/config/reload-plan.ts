@@ -66,7 +66,7 @@ function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig
 }
 
 /** Derived or bookkeeping fields: a change in them shows as a change of what they derive from. */
-const DERIVED_KEYS = new Set(['file', 'spiffeId', 'identity.source']);
+const DERIVED_KEYS = new Set(['file', 'spiffeId', 'identity.source', 'identity.unusedKeys']);
 /** Objects reported as one value: an address is one key in the YAML. */
 const WHOLE_VALUE_KEYS = new Set(['listen', 'app']);
 
