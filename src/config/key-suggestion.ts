@@ -6,13 +6,20 @@
 /** More edits than this and the key is not a typo of the candidate. */
 const MAX_EDITS = 2;
 
-/** The first of `allowed` nearest to `key` within MAX_EDITS, ignoring case; undefined if none. */
+/**
+ * A key as compared: case, `_` and `-` aside. `max_header_list_size` and `max-header-list-size`
+ * are maxHeaderListSize as other tools write their keys (snake case, kebab case); counted as
+ * edits, three or more separators put them out of reach (the bad-input review).
+ */
+const squashed = (key: string): string => key.toLowerCase().replace(/[-_]/g, '');
+
+/** The first of `allowed` nearest to `key` within MAX_EDITS, ignoring case, `_` and `-`; undefined if none. */
 export function suggestKey(key: string, allowed: readonly string[]): string | undefined {
-  const lower = key.toLowerCase();
+  const lower = squashed(key);
   let best: string | undefined;
   let bound = MAX_EDITS + 1;
   for (const candidate of allowed) {
-    const distance = distanceBelow(lower, candidate.toLowerCase(), bound);
+    const distance = distanceBelow(lower, squashed(candidate), bound);
     if (distance < bound) [best, bound] = [candidate, distance];
   }
   return best;

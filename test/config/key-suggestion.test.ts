@@ -21,6 +21,15 @@ t.test('within two edits, case aside, the nearest and then the first', async (t)
   t.equal(suggestKey('a', ['app']), 'app');
 });
 
+// the bad-input review: snake case with three separators or more was out of reach (each `_` an edit)
+t.test('snake case and kebab case of a key are that key', async (t) => {
+  const keys = ['maxHeaderListSize', 'maxConnectionsPerCaller', 'tunnelIdleTimeout'];
+  t.equal(suggestKey('max_header_list_size', keys), 'maxHeaderListSize');
+  t.equal(suggestKey('max-connections-per-caller', keys), 'maxConnectionsPerCaller');
+  t.equal(suggestKey('TUNNEL_IDLE_TIMEOUT', keys), 'tunnelIdleTimeout');
+  t.equal(suggestKey('max_body_size', keys), undefined, 'another word is still no typo');
+});
+
 t.test('2,000 unknown keys of 1,000 characters: refused at once, each with its line', async (t) => {
   // a full edit distance with each allowed key cost 0.7 s per 1,000 such keys (1.5 s for 35,000
   // short ones: a 1 MiB file), spent on every reload with the event loop held
