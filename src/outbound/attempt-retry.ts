@@ -192,11 +192,12 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   // a wait is a quiet spell of the request: no longer than the upstream's idleTimeout, also
   // without a deadline (timeout 0), or a Retry-After of an hour held the app's request an hour
   // (review-up L3); longer, the 503 or 429 goes to the app as it is, Retry-After and all
-  // Retry-After is what the endpoint that answered asks of its callers: a retry that can go to
-  // another endpoint waits the backoff (as Envoy and Linkerd retry), not the 5 s one replica
-  // asked for (the outbound review: 5 of 40 GETs waited it beside two healthy replicas)
+  // a 503's Retry-After is what the endpoint that answered asks: a retry that can go to another
+  // endpoint waits the backoff, not the 5 s one replica asked for (the outbound review: 5 of 40
+  // GETs waited it beside two healthy replicas). A 429's is always waited: its rate limit may be
+  // shared by every replica (RFC 6585), and retries sent at once met it empty (its second review)
   const now = performance.now();
-  const elsewhere = retryAfter !== undefined && pool.endpoints.hasOther(now, attempt.lastEndpoint, attempt.triedEndpoints);
+  const elsewhere = reason === 'status_503' && retryAfter !== undefined && pool.endpoints.hasOther(now, attempt.lastEndpoint, attempt.triedEndpoints);
   const wait = pool.retry.plan(attempt.retries + 1, elsewhere ? undefined : retryAfter, Math.min(attempt.deadlineAt - now, attempt.idleTimeoutMs));
   reportRetry(attempt, 'failure');
   if (wait < 0) return false;

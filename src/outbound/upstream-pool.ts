@@ -162,12 +162,13 @@ export class UpstreamPool {
    * is a healthy one; else another tried one, else the one that failed.
    */
   openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): StreamWait | undefined {
-    // a retry waiting out its backoff or Retry-After keeps its request's slot (attemptAgain gives
-    // it back just before asking again): taken meanwhile by a new request, the retry found the
-    // circuit full and the app got 503 circuit_open in place of the upstream's own 429 or 503,
-    // which it had had (the outbound review)
-    const inFlight = this.active + this.pending + this.tunnels + this.retrying;
-    if (!this.closed && inFlight >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${inFlight} requests are in flight, retries waiting included (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+    // a retry (`avoid` given) was admitted as its request: a new request that took the slot
+    // during its wait had it found the circuit full, and its app got 503 circuit_open in place
+    // of the upstream's own 429 or 503 (the outbound review). Holding slots for waiting retries
+    // instead shut healthy requests out for whole Retry-After waits (its second review); the
+    // overshoot is bounded by the retry budget
+    const inFlight = this.active + this.pending + this.tunnels;
+    if (!this.closed && avoid === undefined && inFlight >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${inFlight} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = performance.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid, tried) ?? this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
@@ -208,8 +209,8 @@ export class UpstreamPool {
    * 20 upgrades opened under maxRequests 2, and a plain request beside them was let through).
    */
   admitTunnel(): MeshcarError | undefined {
-    const inFlight = this.active + this.pending + this.tunnels + this.retrying;
-    if (!this.closed && inFlight >= this.circuit.maxRequests) return this.circuitOpen(`${inFlight} requests are in flight, WebSocket tunnels and retries waiting included (circuitBreaker.maxRequests ${this.circuit.maxRequests})`);
+    const inFlight = this.active + this.pending + this.tunnels;
+    if (!this.closed && inFlight >= this.circuit.maxRequests) return this.circuitOpen(`${inFlight} requests are in flight, WebSocket tunnels included (circuitBreaker.maxRequests ${this.circuit.maxRequests})`);
     this.tunnels += 1;
     return undefined;
   }

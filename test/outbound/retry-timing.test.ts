@@ -150,8 +150,10 @@ t.test("a retry that can go to another endpoint waits the backoff, not the faile
 
 // the outbound review: maxRequests 2, one slow request in flight, a GET answered 429 with
 // Retry-After: 1; a new request took the slot during the wait, and the retry found the circuit
-// full: the app got the sidecar's 503 circuit_open in place of the upstream's answer
-t.test('a retry waiting out a Retry-After keeps its circuit slot: a request arriving meanwhile is the one refused', async (t) => {
+// full: the app got the sidecar's 503 circuit_open in place of the upstream's answer. Its second
+// review: holding the slot for the wait instead shut healthy requests out for whole
+// Retry-After waits. A retry is let past maxRequests; new requests are judged as ever.
+t.test('a retry is not refused for maxRequests, and a request arriving during its wait is not either', async (t) => {
   const pki = await makePki(TD);
   let seen = 0;
   const up = await startUpstream(pki, {
@@ -171,14 +173,34 @@ t.test('a retry waiting out a Retry-After keeps its circuit slot: a request arri
   const slow = request(fx.port, { path: '/slow' });
   await until(() => seen === 1, 'the slow request in flight (answered in 2.5 s)');
   const retried = request(fx.port);
-  // the GET's 429 came back and its retry waits a second (GET /upstreams shows it): the next
-  // request finds no free slot
+  // the GET's 429 came back and its retry waits a second (GET /upstreams shows it)
   await until(() => fx.outbound.upstreams()[0]?.retrying === 1, 'the retry waiting');
-  const meanwhile = await request(fx.port, { path: '/slow' });
-  t.equal(meanwhile.status, 503, 'the request arriving during the wait is refused');
-  t.equal(meanwhile.headers['x-meshcar-error'], 'circuit_open', 'as circuit_open');
-  t.equal((await retried).status, 200, "the retried GET gets the upstream's answer to its retry");
+  const meanwhile = request(fx.port, { path: '/slow' });
+  t.equal((await retried).status, 200, "the retried GET gets the upstream's answer to its retry, past the two in flight");
+  t.equal((await meanwhile).status, 200, 'the request arriving during the wait was let in');
   t.equal((await slow).status, 200);
+  t.notOk(fx.outbound.upstreams()[0]?.retrying, 'no retry left waiting');
+});
+
+// a 429's rate limit may be shared by every replica: its Retry-After is waited even when the
+// retry goes elsewhere (retries sent at once met the shared limiter still empty: the second review)
+t.test("a 429's Retry-After is waited even when the retry can go to another endpoint", async (t) => {
+  const pki = await makePki(TD);
+  const limited = await startUpstream(pki, { handler: flaky(1e9, 429, { 'retry-after': '1' }) });
+  const other = await startUpstream(pki);
+  t.teardown(async () => {
+    await limited.close();
+    await other.close();
+  });
+  const fx = await start(t, pki, { endpoints: [limited.port, other.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  // until one request meets the limited endpoint first: its retry goes to the other after a second
+  for (let i = 0; i < 40 && limited.requests === 0; i++) {
+    const started = Date.now();
+    const res = await request(fx.port);
+    t.equal(res.status, 200);
+    if (limited.requests > 0) t.ok(Date.now() - started >= 900, `the retry waited the second (${Date.now() - started} ms)`);
+  }
+  t.ok(limited.requests > 0, 'the limited endpoint was met');
 });
 
 t.test('with three endpoints, the second retry goes to the one not tried yet, not back to the first', async (t) => {
