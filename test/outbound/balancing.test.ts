@@ -3,7 +3,9 @@
 // traffic) and, once it recovers and its ejection ends, serves again; at most half of the
 // endpoints are ever ejected. Real mTLS upstreams on loopback, counting what they saw.
 
-import t from 'tap';
+import tap from 'tap';
+
+const t = tap;
 import http from 'node:http';
 import http2 from 'node:http2';
 import { defaultHandler, makePki, request, sleep, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
@@ -51,6 +53,21 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+const NO_EJECTION = { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 };
+
+/** Two healthy endpoints (`healthy`: the echo if none) with `odd` between them behind a balancing outbound, all closed at the test's end. */
+async function twoHealthyAndOne(t: Parameters<Parameters<typeof tap.test>[0]>[0], healthy: H2Handler | undefined, odd: H2Handler, outlierDetection?: typeof NO_EJECTION) {
+  const pki = await makePki(TD);
+  const good = [await startUpstream(pki, healthy ? { handler: healthy } : {}), await startUpstream(pki, healthy ? { handler: healthy } : {})];
+  const other = await startUpstream(pki, { handler: odd });
+  const fx = await startBalanced(pki, { ports: [good[0]!.port, other.port, good[1]!.port], ...(outlierDetection ? { outlierDetection } : {}) });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, other]);
+  });
+  return { good, other, fx };
+}
+
 // +100 ms: with +30 ms, a machine busy with other work (another test run beside CI) put as much noise
 // on the fast endpoints' latency, and the slow one got 33 where half the least used fast one was 30
 t.test('a slow endpoint (+100 ms) among three fast ones gets clearly less traffic', async (t) => {
@@ -71,17 +88,7 @@ t.test('a slow endpoint (+100 ms) among three fast ones gets clearly less traffi
 });
 
 t.test('an endpoint answering 503 gets less traffic (outlier ejection off)', async (t) => {
-  const pki = await makePki(TD);
-  const good = [await startUpstream(pki), await startUpstream(pki)];
-  const bad = await startUpstream(pki, { handler: always503 });
-  const fx = await startBalanced(pki, {
-    ports: [good[0]!.port, bad.port, good[1]!.port],
-    outlierDetection: { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
-  });
-  t.teardown(async () => {
-    await fx.close();
-    await closeAll([...good, bad]);
-  });
+  const { good, other: bad, fx } = await twoHealthyAndOne(t, undefined, always503, NO_EJECTION);
   await load(fx.port, 200, 10);
   const minGood = Math.min(...good.map((s) => s.requests));
   t.ok(bad.requests < minGood / 2, `503 endpoint ${bad.requests} < half of ${minGood}`);
@@ -92,17 +99,7 @@ t.test('an endpoint answering 503 gets less traffic (outlier ejection off)', asy
 // (latency × (outstanding + 1)) passed the 250 ms a failure counts as, and the endpoint failing
 // at once (never anything outstanding) drew 61-65 % of the traffic; failures multiply the cost now
 t.test('under load, an endpoint failing at once does not undercut slower healthy ones (outlier ejection off)', async (t) => {
-  const pki = await makePki(TD);
-  const good = [await startUpstream(pki, { handler: slowBy(150) }), await startUpstream(pki, { handler: slowBy(150) })];
-  const bad = await startUpstream(pki, { handler: always503 });
-  const fx = await startBalanced(pki, {
-    ports: [good[0]!.port, bad.port, good[1]!.port],
-    outlierDetection: { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
-  });
-  t.teardown(async () => {
-    await fx.close();
-    await closeAll([...good, bad]);
-  });
+  const { good, other: bad, fx } = await twoHealthyAndOne(t, slowBy(150), always503, NO_EJECTION);
   await load(fx.port, 120, 8);
   const minGood = Math.min(...good.map((s) => s.requests));
   t.ok(bad.requests < minGood / 2, `the failing endpoint served ${bad.requests}, under half of ${minGood}`);
@@ -111,17 +108,10 @@ t.test('under load, an endpoint failing at once does not undercut slower healthy
 // failures not in a row never reach consecutiveFailures: such an endpoint was never ejected and
 // drew more than its share (171 of 400 of three in the review); its failure rate weighs its cost now
 t.test('under load, an endpoint failing every other request gets clearly less than a healthy one', async (t) => {
-  const pki = await makePki(TD);
   let n = 0;
   const slow = slowBy(150);
   const flakyHandler: H2Handler = (stream, headers, flags) => (n++ % 2 === 0 ? always503(stream, headers, flags) : slow(stream, headers, flags));
-  const good = [await startUpstream(pki, { handler: slow }), await startUpstream(pki, { handler: slow })];
-  const flaky = await startUpstream(pki, { handler: flakyHandler });
-  const fx = await startBalanced(pki, { ports: [good[0]!.port, flaky.port, good[1]!.port] });
-  t.teardown(async () => {
-    await fx.close();
-    await closeAll([...good, flaky]);
-  });
+  const { good, other: flaky, fx } = await twoHealthyAndOne(t, slow, flakyHandler);
   await load(fx.port, 160, 8);
   const minGood = Math.min(...good.map((s) => s.requests));
   t.ok(flaky.requests < minGood / 2, `the flaky endpoint served ${flaky.requests}, under half of ${minGood}`);
