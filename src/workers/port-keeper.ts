@@ -11,8 +11,8 @@
 // once (in the same turn as node:cluster's close), refusing what connects meanwhile (closed
 // before any byte: the caller connects again, as to a restarting process); and when a worker
 // asks to listen (node:cluster's internal 'queryServer' message, watched as
-// untaken-connections.ts watches 'newconn'), it lets go in that same turn: node:cluster binds a
-// tick later (its listen looks the host up first). Two sockets, one after the other: at each
+// untaken-connections.ts watches 'newconn'), it lets go of that port in that same turn:
+// node:cluster binds it a tick later (its listen looks the host up first). Two sockets, one after the other: at each
 // hand-over the port is free for that moment (a scheduling slice on a busy host), and a process
 // trying to bind without pause can still hit it (the test's thief, one try a millisecond, did
 // in about half the runs of a kill of both workers); the minute of a crash loop and the second
@@ -27,6 +27,7 @@ import type { Address } from './messages.js';
 interface ClusterMessage {
   readonly cmd?: unknown;
   readonly act?: unknown;
+  readonly port?: unknown;
 }
 
 const isQueryServer = (message: unknown): boolean =>
@@ -35,8 +36,8 @@ const isQueryServer = (message: unknown): boolean =>
 export class PortKeeper {
   /** Workers that asked node:cluster to listen and are not gone: while any is, node:cluster holds the ports. */
   private readonly binding = new Set<number>();
-  /** The primary's own listeners while no worker holds the ports. */
-  private held: net.Server[] = [];
+  /** The primary's own listeners while no worker holds the ports, each with the port it holds. */
+  private held: Array<net.Server & { port: number }> = [];
   private stopped = false;
 
   constructor(
@@ -51,7 +52,11 @@ export class PortKeeper {
     proc.on('internalMessage', (message) => {
       if (!isQueryServer(message) || worker.isDead()) return;
       this.binding.add(worker.id);
-      this.release();
+      // the port it asks for only: a worker asks for its outbound port, and for its inbound one
+      // only once that listens (26-65 ms later: released together, the inbound port was free
+      // that long at each hand-over, the keeper's review)
+      const port = (message as ClusterMessage).port;
+      this.release(typeof port === 'number' ? port : undefined);
     });
   }
 
@@ -74,27 +79,30 @@ export class PortKeeper {
 
   private hold(): void {
     for (const address of this.addresses()) {
+      if (this.held.some((held) => held.port === address.port)) continue;
       // every connection closed unread: nothing serves it here
       const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
       server.on('error', (err: NodeJS.ErrnoException) => {
         // EADDRINUSE: another process bound the port in the moment node:cluster had let it go;
         // the replacements cannot listen either, and say so (listen_failed)
         this.logger.error({ host: address.host, port: address.port, code: err.code }, `no worker listens and the primary could not hold ${address.host}:${address.port} meanwhile (${err.code ?? err.message}): another process may take it`);
-        this.held = this.held.filter((s) => s !== server);
+        this.held = this.held.filter((s) => s !== (server as unknown));
       });
       // a release before the bind (its host lookup takes a turn) closes it once bound
       server.once('listening', () => {
-        if (!this.held.includes(server)) server.close();
+        if (!this.held.some((held) => held === (server as unknown))) server.close();
       });
       server.listen({ host: address.host, port: address.port, exclusive: true });
-      this.held.push(server);
+      this.held.push(Object.assign(server, { port: address.port }));
     }
     if (this.held.length > 0) this.logger.warn({ ports: this.addresses() }, 'no worker listens: the primary holds the listen ports until a replacement binds them');
   }
 
-  private release(): void {
+  /** Lets go of `port` (undefined: every port). */
+  private release(port?: number): void {
+    const going = this.held.filter((server) => port === undefined || server.port === port);
+    this.held = this.held.filter((server) => !going.includes(server));
     // net.Server.close() closes the socket at once; its callback (unused) waits for connections
-    for (const server of this.held) if (server.listening) server.close();
-    this.held = [];
+    for (const server of going) if (server.listening) server.close();
   }
 }
