@@ -85,7 +85,7 @@ export function loadCost(e: LoadState, now: number, decayMs: number): number {
 /**
  * How much a failing endpoint's cost is raised: doubled per failure in a row (a broken endpoint
  * loses every pick after a few), and divided by its recent success share squared (one failing
- * every other request costs four times its latency: it is picked about a quarter as often as a
+ * every other request costs four to eight times its latency: it is picked far less often than a
  * healthy one of the same speed, where failures not in a row never ejected it and it drew its
  * full share; the outbound review measured 171 of 400 requests on such an endpoint of three).
  */

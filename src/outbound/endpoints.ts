@@ -196,7 +196,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return this.byOriginHost.get(endpoint.origin.host) === endpoint;
   }
 
-  /** Whether an attempt avoiding `avoid` and those `tried` has another endpoint to go to now (a retry's Retry-After: retry.ts). */
+  /** Whether an attempt avoiding `avoid` and those `tried` has another endpoint to go to now (a 503's Retry-After: attempt-retry.ts). */
   hasOther(now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): boolean {
     return anyEligible(this.list, now, avoid, tried);
   }

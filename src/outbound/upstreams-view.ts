@@ -35,7 +35,7 @@ export interface UpstreamView {
   /** The configured endpoints as written: `host:port`, `[v6]:port` or `dns:NAME:PORT`. */
   readonly endpoints: readonly string[];
   readonly addresses: readonly UpstreamAddressView[];
-  /** Present while requests wait out a retry's backoff or Retry-After: they hold circuit slots (circuitBreaker.maxRequests). */
+  /** Present while requests wait out a retry's backoff or Retry-After: how many. */
   readonly retrying?: number;
   /** The last failed lookup of one of its names; `failingNow` false once that name resolves again. */
   readonly lastLookupFailure?: { readonly host: string; readonly message: string; readonly time: string; readonly failingNow: boolean };

@@ -72,11 +72,6 @@ export class PortKeeper {
     this.release();
   }
 
-  /** Whether the primary holds the ports now (GET /workers, tests). */
-  holding(): boolean {
-    return this.held.length > 0;
-  }
-
   private hold(): void {
     for (const address of this.addresses()) {
       if (this.held.some((held) => held.port === address.port)) continue;
