@@ -40,6 +40,11 @@ import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
 import { refuseOverPeerList } from './head-limits.js';
 
+/** How far past circuitBreaker.maxRequests retries may go: a fifth of it, at least 3 (Envoy's max_retries default). */
+export function retryHeadroom(maxRequests: number): number {
+  return Math.max(3, Math.ceil(maxRequests / 5));
+}
+
 export class UpstreamPool {
   readonly name: string;
   // timeouts, retries and circuit limits change in place on a live reload (reconfigure())
@@ -165,10 +170,12 @@ export class UpstreamPool {
     // a retry (`avoid` given) was admitted as its request: a new request that took the slot
     // during its wait had it found the circuit full, and its app got 503 circuit_open in place
     // of the upstream's own 429 or 503 (the outbound review). Holding slots for waiting retries
-    // instead shut healthy requests out for whole Retry-After waits (its second review); the
-    // overshoot is bounded by the retry budget
+    // instead shut healthy requests out for whole Retry-After waits (its second review), and
+    // letting every retry past took 100 loops to 87 requests in flight against maxRequests 2
+    // (its third): a retry may go past the limit by RETRY_HEADROOM, as Envoy's max_retries bounds its own
     const inFlight = this.active + this.pending + this.tunnels;
-    if (!this.closed && avoid === undefined && inFlight >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${inFlight} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+    const limit = avoid === undefined ? this.circuit.maxRequests : this.circuit.maxRequests + retryHeadroom(this.circuit.maxRequests);
+    if (!this.closed && inFlight >= limit) return void requester.streamFailed(this.circuitOpen(`${inFlight} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests}${avoid === undefined ? '' : `, and ${limit - this.circuit.maxRequests} more for retries`})`));
     const now = performance.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid, tried) ?? this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {

@@ -182,6 +182,44 @@ t.test('a retry is not refused for maxRequests, and a request arriving during it
   t.notOk(fx.outbound.upstreams()[0]?.retrying, 'no retry left waiting');
 });
 
+// the third review: with every retry let past maxRequests, 100 app loops retrying 429s had 87
+// requests open at the upstream at once against maxRequests 2 (the budget bounds retries per
+// second, not how many run at once); retries may go past it by a fifth, at least 3
+t.test('retries go past maxRequests by a bounded headroom only', { timeout: 30_000 }, async (t) => {
+  const pki = await makePki(TD);
+  let limiting = true;
+  let open = 0;
+  let most = 0;
+  const up = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      stream.on('error', () => {});
+      if (limiting) {
+        stream.resume();
+        return void stream.respond({ ':status': 429, 'retry-after': '1' }, { endStream: true });
+      }
+      open += 1;
+      most = Math.max(most, open);
+      setTimeout(() => {
+        open -= 1;
+        defaultHandler(stream, headers, flags);
+      }, 1_500);
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], circuitBreaker: { maxRequests: 2, maxPending: 1024 }, retries: { attempts: 2, budgetMinPerSecond: 1000 } });
+  const stopAt = performance.now() + 1_000;
+  const loops = Array.from({ length: 30 }, async () => {
+    while (performance.now() < stopAt) await request(fx.port);
+  });
+  // the retries of the 429s answered in the first second come after it, to a holding upstream
+  await until(() => performance.now() >= stopAt - 200, 'most of the limiting second');
+  limiting = false;
+  await Promise.all(loops);
+  await until(() => fx.outbound.upstreams()[0]?.retrying === undefined && open === 0, 'every retry done');
+  t.ok(most > 2, `retries went past maxRequests 2 (${most} open at once)`);
+  t.ok(most <= 2 + 3, `by the headroom of 3 at most (${most} open at once)`);
+});
+
 // a 429's rate limit may be shared by every replica: its Retry-After is waited even when the
 // retry goes elsewhere (retries sent at once met the shared limiter still empty: the second review)
 t.test("a 429's Retry-After is waited even when the retry can go to another endpoint", async (t) => {
