@@ -58,8 +58,9 @@ export function refuseUnexpandedTilde(path: string): void {
 }
 
 /**
- * /proc, /sys and /dev are the kernel's: nothing meshcar writes belongs there, and Node 20's
- * recursive mkdir loops forever on /proc (it never gives up on the EEXIST/ENOENT it gets).
+ * /proc, /sys and /dev (but /dev/shm, a tmpfs) are the kernel's: nothing meshcar writes belongs
+ * there, and Node 20's recursive mkdir loops forever on /proc (it never gives up on the
+ * EEXIST/ENOENT it gets).
  * Two places are judged, and either under them refuses: the entry a writer replaces (the last
  * part as given, in its folder with the links followed: a rename replaces a link there instead
  * of following it), and where the links lead (a link to /proc is /proc). The first alone
@@ -71,7 +72,8 @@ export function refuseKernelPath(path: string): void {
   // (the path as typed first: its own top is the one to name)
   for (const judged of [resolve(path), replaced, realPathOfExisting(path)]) {
     const top = /^\/(proc|sys|dev)(\/|$)/.exec(judged);
-    if (top) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
+    // /dev/shm is a tmpfs of its own, writable, where keys are often kept on purpose
+    if (top && !/^\/dev\/shm(\/|$)/.test(judged)) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
   }
 }
 

@@ -35,12 +35,12 @@ export function refuseOutInCaFolder(out: string, folder: string, what: string): 
  * parent) and where a path joined as text lands (join() and resolve() take `link/..` away; ca
  * issue writes its files there, a token's temp file is made there): a CA in either counts.
  */
-export function caFolderAround(folder: string): { marker: string; inside?: string } | undefined {
+export function caFolderAround(folder: string, marks: (dir: string) => string | undefined = caMarker): { marker: string; inside?: string } | undefined {
   for (const place of new Set([realPathOfExisting(folder), resolve(folder)])) {
-    const marker = caMarker(place);
+    const marker = marks(place);
     if (marker !== undefined) return { marker };
     for (let dir = dirname(place), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
-      const above = caMarker(dir);
+      const above = marks(dir);
       if (above !== undefined) return { marker: above, inside: dir };
       if (dirname(dir) === dir) break;
     }
@@ -53,4 +53,16 @@ const MAX_DEPTH = 2048;
 
 function caMarker(folder: string): string | undefined {
   return CA_MARKERS.find((name) => existsSync(join(folder, name)));
+}
+
+/**
+ * A CA's folder by its key pairs (root.key with root.crt, or issuer.key with issuer.crt), for
+ * judging a folder a sidecar writes in: a state.json alone, any app's file name, above a
+ * sidecar's identity.dir refused a deployment that had always started (the third review).
+ */
+export function caKeysMarker(folder: string): string | undefined {
+  for (const [key, cert] of [[CA_FILES.rootKey, CA_FILES.rootCert], [CA_FILES.issuerKey, CA_FILES.issuerCert]] as const) {
+    if (existsSync(join(folder, key)) && existsSync(join(folder, cert))) return key;
+  }
+  return undefined;
 }

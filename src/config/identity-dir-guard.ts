@@ -6,7 +6,7 @@
 // CA's temp files as its own (the bad-input review). Both are refused, saying where.
 
 import { refuseKernelPath } from '../user-paths.js';
-import { caFolderAround } from '../ca/out-path.js';
+import { caFolderAround, caKeysMarker } from '../ca/out-path.js';
 import { MeshcarError } from '../errors.js';
 
 /** Throws a bad_path MeshcarError naming identity.dir when the sidecar may not keep its key there. */
@@ -16,7 +16,8 @@ export function refuseIdentityDir(dir: string): void {
   } catch (err) {
     throw new MeshcarError('bad_path', `identity.dir ${(err as Error).message}`);
   }
-  const ca = caFolderAround(dir);
+  // by the CA's key pairs: a state.json alone may be any app's
+  const ca = caFolderAround(dir, caKeysMarker);
   if (ca === undefined) return;
   const where = ca.inside === undefined ? `${dir} holds a CA (${ca.marker})` : `${dir} is inside ${ca.inside}, which holds a CA (${ca.marker})`;
   throw new MeshcarError('bad_path', `identity.dir: ${where}, and the sidecar would keep its key and SVID among the CA's files (rewriting its bundle.pem, removing its temp files); choose a folder of its own outside any CA folder`);

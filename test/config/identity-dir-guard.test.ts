@@ -61,3 +61,15 @@ t.test("identity.dir in a CA's folder or inside one: refused, and the CA's files
   t.ok((await lstat(join(ca, 'bundle.pem'))).isFile(), "the CA's bundle.pem is still its own file, not a link");
   await t.rejects(lstat(join(ca, 'svid.key')), 'no svid.key beside root.key');
 });
+
+// the third review: a state.json anywhere above identity.dir (any app's file name) refused a
+// deployment that had always started, and /dev/shm (a tmpfs, keys kept there on purpose) was
+// taken for the kernel's: a CA is known by its key pairs here, and /dev/shm is allowed
+t.test('a state.json above identity.dir, and /dev/shm, are no reasons to refuse it', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN}\n`, app: { 'state.json': '{}', 'root.key': 'not a CA without root.crt' } });
+  for (const identityDir of [join(dir, 'app', 'identity'), '/dev/shm/meshcar-test-identity']) {
+    const check = await runCli(['check', '--config', await configWith(dir, identityDir, 'fine.yaml')]);
+    t.equal(check.code, 0, `${identityDir}: check passes (${check.stderr.trim()})`);
+  }
+});
