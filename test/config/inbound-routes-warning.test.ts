@@ -81,3 +81,34 @@ t.test('a long route list is judged in time that grows with its length, not its 
   t.same(shadowed, [{ index: 24_000, by: 1 }], 'the one shadowed route, by the first that covers it');
   t.ok(took < 1_000, `24,001 routes judged in ${Math.round(took)} ms`);
 });
+
+// its review: looking each prefix up as a string cost the square of a path's length (64 paths of
+// 16,000 characters in a 1 MiB config: `meshcar check` 13.5 s); by rolling hashes now
+t.test('long paths are judged in time that grows with their length, not its square', async (t) => {
+  const long = 'x'.repeat(16_000);
+  const routes = Array.from({ length: 64 }, (_, i) => ({ path: `/${i}${long}${i % 2 === 0 ? '*' : ''}` }));
+  routes.push({ path: `/0${long}/tail` }); // shadowed by the first
+  const started = performance.now();
+  const shadowed = shadowedRoutes(routes);
+  const took = performance.now() - started;
+  t.same(shadowed, [{ index: 64, by: 0 }]);
+  t.ok(took < 1_000, `64 paths of 16,000 characters judged in ${Math.round(took)} ms`);
+});
+
+/** The definition: each route against every earlier one, the first that covers it. */
+function shadowedByDefinition(paths: readonly string[]): { index: number; by: number }[] {
+  const covers = (earlier: string, later: string) => (earlier.endsWith('*') ? (later.endsWith('*') ? later.slice(0, -1) : later).startsWith(earlier.slice(0, -1)) : earlier === later);
+  return paths.flatMap((path, index) => {
+    const by = paths.findIndex((earlier, before) => before < index && covers(earlier, path));
+    return by >= 0 ? [{ index, by }] : [];
+  });
+}
+
+t.test('the same routes named as by the definition (1,000 random lists over a small alphabet)', async (t) => {
+  const path = fc.tuple(fc.array(fc.constantFrom('/', 'a', 'b'), { maxLength: 6 }).map((chars) => chars.join('')), fc.boolean()).map(([text, star]) => `/${text}${star ? '*' : ''}`);
+  fc.assert(
+    fc.property(fc.array(path, { maxLength: 12 }), (paths) => JSON.stringify(shadowedRoutes(paths.map((p) => ({ path: p })))) === JSON.stringify(shadowedByDefinition(paths))),
+    { numRuns: 1_000 },
+  );
+  t.pass('1,000 lists: the same routes, shadowed by the same first route');
+});
