@@ -56,12 +56,13 @@ function caMarker(folder: string): string | undefined {
 }
 
 /**
- * A CA's folder by its key pairs (root.key with root.crt, or issuer.key with issuer.crt), for
+ * A CA's folder by its key pairs (root.key with root.crt or state.json, issuer.key with issuer.crt), for
  * judging a folder a sidecar writes in: a state.json alone, any app's file name, above a
  * sidecar's identity.dir refused a deployment that had always started (the third review).
  */
 export function caKeysMarker(folder: string): string | undefined {
-  for (const [key, cert] of [[CA_FILES.rootKey, CA_FILES.rootCert], [CA_FILES.issuerKey, CA_FILES.issuerCert]] as const) {
+  // (root.key with state.json: an init cut short between writing the keys and the certificates)
+  for (const [key, cert] of [[CA_FILES.rootKey, CA_FILES.rootCert], [CA_FILES.issuerKey, CA_FILES.issuerCert], [CA_FILES.rootKey, STATE_FILE]] as const) {
     if (existsSync(join(folder, key)) && existsSync(join(folder, cert))) return key;
   }
   return undefined;

@@ -172,7 +172,7 @@ export class UpstreamPool {
     // of the upstream's own 429 or 503 (the outbound review). Holding slots for waiting retries
     // instead shut healthy requests out for whole Retry-After waits (its second review), and
     // letting every retry past took 100 loops to 87 requests in flight against maxRequests 2
-    // (its third): a retry may go past the limit by RETRY_HEADROOM, as Envoy's max_retries bounds its own
+    // (its third): a retry may go past the limit by retryHeadroom(), as Envoy's max_retries bounds its own
     const inFlight = this.active + this.pending + this.tunnels;
     const limit = avoid === undefined ? this.circuit.maxRequests : this.circuit.maxRequests + retryHeadroom(this.circuit.maxRequests);
     if (!this.closed && inFlight >= limit) return void requester.streamFailed(this.circuitOpen(`${inFlight} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests}${avoid === undefined ? '' : `, and ${limit - this.circuit.maxRequests} more for retries`})`));

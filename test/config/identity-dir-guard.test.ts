@@ -43,12 +43,14 @@ t.test('identity.dir under /proc or /sys: check refuses it; run stops at once, s
 
 t.test("identity.dir in a CA's folder or inside one: refused, and the CA's files untouched", async (t) => {
   const pki = await makePki('mesh.local');
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN}\n` });
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN}\n`, half: { 'root.key': 'a key', 'issuer.key': 'a key', 'state.json': '{"initializing": true}' } });
   const ca = join(dir, 'ca');
   t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0, 'ca init');
   for (const [identityDir, said] of [
     [ca, /holds a CA \(root\.key\)/],
     [join(ca, 'orders'), /is inside .*ca, which holds a CA/],
+    // an init cut short between the keys and the certificates (its review)
+    [join(dir, 'half', 'orders'), /is inside .*half, which holds a CA \(root\.key\)/],
   ] as const) {
     const file = await configWith(dir, identityDir, 'in-ca.yaml');
     const check = await runCli(['check', '--config', file]);
@@ -67,7 +69,7 @@ t.test("identity.dir in a CA's folder or inside one: refused, and the CA's files
 // taken for the kernel's: a CA is known by its key pairs here, and /dev/shm is allowed
 t.test('a state.json above identity.dir, and /dev/shm, are no reasons to refuse it', async (t) => {
   const pki = await makePki('mesh.local');
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN}\n`, app: { 'state.json': '{}', 'root.key': 'not a CA without root.crt' } });
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN}\n`, app: { 'state.json': '{}', 'root.crt': 'a certificate, no key' } });
   for (const identityDir of [join(dir, 'app', 'identity'), '/dev/shm/meshcar-test-identity']) {
     const check = await runCli(['check', '--config', await configWith(dir, identityDir, 'fine.yaml')]);
     t.equal(check.code, 0, `${identityDir}: check passes (${check.stderr.trim()})`);
