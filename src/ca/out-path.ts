@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { realPathOfExisting } from '../user-paths.js';
 import { MeshcarError } from '../errors.js';
-import { CA_FILES } from './store.js';
+import { CA_FILES } from './file-names.js';
 import { STATE_FILE } from './ca-state.js';
 
 /** Files only a CA folder holds; either one marks it (state.json alone: an init that was cut short). */

@@ -24,13 +24,9 @@ import { caCertificate, caPrivateKey } from './ca-pem.js';
 import { trustDomainFix } from '../config/ca-trust-domain.js';
 import { firstRefusalInOrder } from '../first-refusal.js';
 
-export const CA_FILES = {
-  rootCert: 'root.crt',
-  rootKey: 'root.key',
-  issuerCert: 'issuer.crt',
-  issuerKey: 'issuer.key',
-  bundle: 'bundle.pem',
-} as const;
+import { CA_FILES } from './file-names.js';
+
+export { CA_FILES };
 
 /** Present only during a root rotation (see lifecycle.ts). */
 export const ROTATION_FILES = {
