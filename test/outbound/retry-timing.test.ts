@@ -3,19 +3,26 @@
 // and the pure helpers (backoff, budget, Retry-After, the app's deadline headers). Real mTLS
 // upstreams on loopback, counting what they saw (test/helpers/retry-fixture.ts).
 
-import t from 'tap';
+import tap from 'tap';
 import http2 from 'node:http2';
+import { waitFor } from '../helpers/mesh.js';
 import { defaultHandler, makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { appDeadlineMs, backoffMs, retryAfterMs, RetryBudget } from '../../src/outbound/retry.js';
 import { flaky, h2, startRetryOutbound as start } from '../helpers/retry-fixture.js';
 
-/** Until `check` holds, polled every 5 ms, for at most 5 s. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within 5 s: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+const t = tap;
+
+/** An endpoint answering every request with `failing`'s handler beside a healthy one, behind an outbound retrying once; all closed at the test's end. */
+async function failingBesideHealthy(t: Parameters<Parameters<typeof tap.test>[0]>[0], failing: ReturnType<typeof flaky>) {
+  const pki = await makePki(TD);
+  const bad = await startUpstream(pki, { handler: failing });
+  const good = await startUpstream(pki);
+  t.teardown(async () => {
+    await bad.close();
+    await good.close();
+  });
+  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  return { bad, good, fx };
 }
 
 t.test('a full outage: the extra load stays within the budget', async (t) => {
@@ -109,14 +116,7 @@ t.test('without a deadline, a Retry-After longer than the idleTimeout returns th
 });
 
 t.test('a retry goes to the other endpoint', async (t) => {
-  const pki = await makePki(TD);
-  const bad = await startUpstream(pki, { handler: flaky(1e9, 503) });
-  const good = await startUpstream(pki);
-  t.teardown(async () => {
-    await bad.close();
-    await good.close();
-  });
-  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  const { bad, good, fx } = await failingBesideHealthy(t, flaky(1e9, 503));
   // concurrent requests: plain round-robin would send some retries back to the bad endpoint
   const results = await Promise.all(Array.from({ length: 20 }, () => request(fx.port)));
   t.same(
@@ -130,14 +130,7 @@ t.test('a retry goes to the other endpoint', async (t) => {
 // the outbound review: one replica answering 503 with Retry-After: 5 held the GETs it failed
 // for 5 s although their retries went to a healthy replica; a Retry-After is that endpoint's
 t.test("a retry that can go to another endpoint waits the backoff, not the failed endpoint's Retry-After", async (t) => {
-  const pki = await makePki(TD);
-  const bad = await startUpstream(pki, { handler: flaky(1e9, 503, { 'retry-after': '5' }) });
-  const good = await startUpstream(pki);
-  t.teardown(async () => {
-    await bad.close();
-    await good.close();
-  });
-  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  const { bad, fx } = await failingBesideHealthy(t, flaky(1e9, 503, { 'retry-after': '5' }));
   const started = Date.now();
   const results = await Promise.all(Array.from({ length: 20 }, () => request(fx.port)));
   t.same(
@@ -171,10 +164,10 @@ t.test('a retry is not refused for maxRequests, and a request arriving during it
   t.teardown(() => up.close());
   const fx = await start(t, pki, { endpoints: [up.port], circuitBreaker: { maxRequests: 2, maxPending: 1024 } });
   const slow = request(fx.port, { path: '/slow' });
-  await until(() => seen === 1, 'the slow request in flight (answered in 2.5 s)');
+  await waitFor(async () => seen === 1, 5_000, 'the slow request in flight (answered in 2.5 s)');
   const retried = request(fx.port);
   // the GET's 429 came back and its retry waits a second (GET /upstreams shows it)
-  await until(() => fx.outbound.upstreams()[0]?.retrying === 1, 'the retry waiting');
+  await waitFor(async () => fx.outbound.upstreams()[0]?.retrying === 1, 5_000, 'the retry waiting');
   const meanwhile = request(fx.port, { path: '/slow' });
   t.equal((await retried).status, 200, "the retried GET gets the upstream's answer to its retry, past the two in flight");
   t.equal((await meanwhile).status, 200, 'the request arriving during the wait was let in');
@@ -212,10 +205,10 @@ t.test('retries go past maxRequests by a bounded headroom only', { timeout: 30_0
     while (performance.now() < stopAt) await request(fx.port);
   });
   // the retries of the 429s answered in the first second come after it, to a holding upstream
-  await until(() => performance.now() >= stopAt - 200, 'most of the limiting second');
+  await waitFor(async () => performance.now() >= stopAt - 200, 5_000, 'most of the limiting second');
   limiting = false;
   await Promise.all(loops);
-  await until(() => fx.outbound.upstreams()[0]?.retrying === undefined && open === 0, 'every retry done');
+  await waitFor(async () => fx.outbound.upstreams()[0]?.retrying === undefined && open === 0, 5_000, 'every retry done');
   t.ok(most > 2, `retries went past maxRequests 2 (${most} open at once)`);
   t.ok(most <= 2 + 3, `by the headroom of 3 at most (${most} open at once)`);
 });
@@ -223,14 +216,7 @@ t.test('retries go past maxRequests by a bounded headroom only', { timeout: 30_0
 // a 429's rate limit may be shared by every replica: its Retry-After is waited even when the
 // retry goes elsewhere (retries sent at once met the shared limiter still empty: the second review)
 t.test("a 429's Retry-After is waited even when the retry can go to another endpoint", async (t) => {
-  const pki = await makePki(TD);
-  const limited = await startUpstream(pki, { handler: flaky(1e9, 429, { 'retry-after': '1' }) });
-  const other = await startUpstream(pki);
-  t.teardown(async () => {
-    await limited.close();
-    await other.close();
-  });
-  const fx = await start(t, pki, { endpoints: [limited.port, other.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  const { bad: limited, fx } = await failingBesideHealthy(t, flaky(1e9, 429, { 'retry-after': '1' }));
   // until one request meets the limited endpoint first: its retry goes to the other after a second
   for (let i = 0; i < 40 && limited.requests === 0; i++) {
     const started = Date.now();
