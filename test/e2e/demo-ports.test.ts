@@ -1,14 +1,15 @@
 // The demo on a port another process holds (review finding 3): it must not take a foreign CA
 // for its own nor hang; it exits 1 promptly with one line naming the port and DEMO_PORT_BASE,
-// and leaves nothing listening. Every demo port is moved with DEMO_PORT_BASE, derived from a
-// port bound here on port 0, so these runs never meet `make demo` or the other demo tests; the
-// demo's other ports, derived from it, must be free too (checked, else another port is drawn):
-// a client socket of a test running beside this one may hold one of them.
+// and leaves nothing listening. Every demo port is moved with DEMO_PORT_BASE, drawn from
+// 4000-11000: below the ephemeral range (32768 and up), where a client socket of a test running
+// beside this one may take a port at any moment (a CI run saw the demo name such a port before
+// the held one), and clear of `make demo` (15000) and the other demo tests (20000-29243). The
+// held port and the demo's other ports of that base must be free (checked, else another is drawn).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +32,9 @@ function runDemo(cwd: string, base: number): Promise<{ code: number; stdout: str
   });
 }
 
-async function listening(server: net.Server): Promise<net.Server> {
-  server.listen(0, '127.0.0.1');
+/** `server` listening on 127.0.0.1:`port`; rejects if that port is taken. */
+async function listening(server: net.Server, port: number): Promise<net.Server> {
+  server.listen(port, '127.0.0.1');
   await once(server, 'listening');
   return server;
 }
@@ -59,9 +61,9 @@ function failureLine(t: Tap.Test, stderr: string, port: number, base: number): v
 }
 
 /** What holds the demo CA's port: another CA (it answers TLS, with a certificate not ours), or a bare listener. */
-const holders: Record<string, () => Promise<net.Server>> = {
-  'another CA': async () => (await impostor(await makeCaDir('other.test'), 'spiffe://other.test/ca')).server,
-  'a plain TCP listener': () => listening(net.createServer()),
+const holders: Record<string, (port: number) => Promise<net.Server>> = {
+  'another CA': async (port) => (await impostor(await makeCaDir('other.test'), 'spiffe://other.test/ca', port)).server,
+  'a plain TCP listener': (port) => listening(net.createServer(), port),
 };
 
 /** Whether 127.0.0.1:`port` can be bound now. */
@@ -74,19 +76,20 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /**
- * A holder on a port 0 gave, as the demo port at `offset` from the base: drawn again until
- * every other port of that base is free (a port of another test's client may be among them).
+ * A holder on the demo port at `offset` from a base drawn from 4000-11000 (see the header):
+ * drawn again until the holder could bind and every other port of that base is free.
  */
-async function holdDemoPort(hold: () => Promise<net.Server>, offset: number): Promise<{ holder: net.Server; port: number; base: number }> {
-  for (let i = 0; i < 20; i++) {
-    const holder = await hold();
-    const port = (holder.address() as AddressInfo).port;
-    const base = port - offset;
-    const others = base >= 1024 && base + 3443 <= 65535 ? Object.values(demoPorts(base)).filter((p) => p !== port) : [];
-    if (others.length > 0 && (await Promise.all(others.map(bindable))).every(Boolean)) return { holder, port, base };
+async function holdDemoPort(hold: (port: number) => Promise<net.Server>, offset: number): Promise<{ holder: net.Server; port: number; base: number }> {
+  for (let i = 0; i < 50; i++) {
+    const base = 4000 + Math.floor(Math.random() * 7000);
+    const port = base + offset;
+    const holder = await hold(port).catch(() => undefined);
+    if (holder === undefined) continue;
+    const others = Object.values(demoPorts(base)).filter((p) => p !== port);
+    if ((await Promise.all(others.map(bindable))).every(Boolean)) return { holder, port, base };
     holder.close();
   }
-  throw new Error('no held port whose other demo ports are all free');
+  throw new Error('no demo port base from 4000 to 11000 whose ports are all free');
 }
 
 for (const [name, hold] of Object.entries(holders)) {
@@ -106,7 +109,7 @@ for (const [name, hold] of Object.entries(holders)) {
 
 t.test('an app port held: the app that did start and the CA are stopped too, exits 1', async (t) => {
   // the orders app is base+3080
-  const { holder, port, base } = await holdDemoPort(() => listening(net.createServer()), 3080);
+  const { holder, port, base } = await holdDemoPort((port) => listening(net.createServer(), port), 3080);
   t.teardown(() => void holder.close());
   const result = await runDemo(t.testdir(), base);
   t.equal(result.code, 1, `exit code 1; stderr: ${result.stderr}`);

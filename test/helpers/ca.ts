@@ -191,13 +191,13 @@ export function promtoolCheck(text: string): Promise<{ code: number; output: str
   });
 }
 
-/** An HTTPS server whose certificate chains to the CA's bundle but names `spiffeId`, not the CA. */
-export async function impostor(caDir: string, spiffeId: string): Promise<{ server: https.Server; url: string }> {
+/** An HTTPS server (on `port`, else one port 0 gives) whose certificate chains to the CA's bundle but names `spiffeId`, not the CA. */
+export async function impostor(caDir: string, spiffeId: string, port = 0): Promise<{ server: https.Server; url: string }> {
   const authority = await openAuthority(caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
   const keys = await generateWorkloadKey();
   const issued = await authority.issue(spiffeId, createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }), undefined, ['127.0.0.1', 'localhost']);
   const server = https.createServer({ key: keys.privateKeyPem, cert: issued.chain }, (_req, res) => res.end('{}'));
-  server.listen(0, '127.0.0.1');
+  server.listen(port, '127.0.0.1');
   await once(server, 'listening');
   return { server, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
