@@ -1,9 +1,10 @@
 // The demo on a port another process holds (review finding 3): it must not take a foreign CA
 // for its own nor hang; it exits 1 promptly with one line naming the port and DEMO_PORT_BASE,
 // and leaves nothing listening. Every demo port is moved with DEMO_PORT_BASE, drawn from
-// 4000-11000: below the ephemeral range (32768 and up), where a client socket of a test running
-// beside this one may take a port at any moment (a CI run saw the demo name such a port before
-// the held one), and clear of `make demo` (15000) and the other demo tests (20000-29243). The
+// 2000-6500 (ports up to 9943): below the ephemeral range (32768 and up), where a client socket
+// of a test running beside this one may take a port at any moment (a CI run saw the demo name
+// such a port before the held one), and clear of the named ports of test/helpers/process.ts
+// freePort (10000-14999), `make demo` (15000) and the other demo tests (20000-29243). The
 // held port and the demo's other ports of that base must be free (checked, else another is drawn).
 
 import t from 'tap';
@@ -76,12 +77,12 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /**
- * A holder on the demo port at `offset` from a base drawn from 4000-11000 (see the header):
+ * A holder on the demo port at `offset` from a base drawn from 2000-6500 (see the header):
  * drawn again until the holder could bind and every other port of that base is free.
  */
 async function holdDemoPort(hold: (port: number) => Promise<net.Server>, offset: number): Promise<{ holder: net.Server; port: number; base: number }> {
   for (let i = 0; i < 50; i++) {
-    const base = 4000 + Math.floor(Math.random() * 7000);
+    const base = 2000 + Math.floor(Math.random() * 4500);
     const port = base + offset;
     const holder = await hold(port).catch(() => undefined);
     if (holder === undefined) continue;
@@ -89,7 +90,7 @@ async function holdDemoPort(hold: (port: number) => Promise<net.Server>, offset:
     if ((await Promise.all(others.map(bindable))).every(Boolean)) return { holder, port, base };
     holder.close();
   }
-  throw new Error('no demo port base from 4000 to 11000 whose ports are all free');
+  throw new Error('no demo port base from 2000 to 6500 whose ports are all free');
 }
 
 for (const [name, hold] of Object.entries(holders)) {

@@ -21,7 +21,7 @@ function bindable(port: number): Promise<boolean> {
  * A demo port base whose eight ports were all free a moment ago. Drawn below the ephemeral
  * range (32768 and up here): the demo's ports are fixed, and a client socket of a test running
  * beside this one may take an ephemeral port at any time; the demo tests' own bases (15000,
- * and demo-ports.test.ts's 4000-11000) stay clear of 20000-29243 too.
+ * and demo-ports.test.ts's 2000-6500) stay clear of 20000-29243 too.
  */
 export async function freeDemoBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {

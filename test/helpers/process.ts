@@ -98,7 +98,7 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
  * started on port 0 and its bound port read back instead where it can be.
  *
  * Drawn at random from 10000-14999, below the ephemeral range (32768 and up here) and clear of
- * the demo's ports (15000-18443, and the demo tests' moved bases from 20000): a port-0 bind
+ * the demo's ports (15000-18443, and the demo tests' moved ports: 2000-9943, 20000-29243): a port-0 bind
  * would hand out an ephemeral port, which any client socket of a test running beside this one
  * may take before the port is bound again (a CI run lost a sidecar start to exactly that:
  * EADDRINUSE on its named inbound port). Only another caller of this function draws here.
