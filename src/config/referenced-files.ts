@@ -97,6 +97,10 @@ async function referenceProblem(ref: Reference): Promise<string | undefined> {
   if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
   // a stored SVID (DiskStore's chain file) spares the token at start; doctor judges the SVID itself
   const needed = ref.storedIn !== undefined && (await absent(join(ref.storedIn, STORE_FILES.chain)));
+  // so a token deleted after the first start (as it should be) is no error either: `run` starts
+  // on the stored SVID and renews with it, and refusing it here failed a pre-flight check of a
+  // config that runs
+  if (ref.storedIn !== undefined && !needed && (await absent(ref.path))) return undefined;
   return fileProblem(ref.path, ref.content, ref.grants, needed);
 }
 

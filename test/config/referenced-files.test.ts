@@ -81,6 +81,20 @@ t.test('an expired join token: refused when identity.dir holds no SVID yet', asy
   t.same(await check(join(dir, 'stored.yaml')), [], 'an SVID stored: the token is not needed at start (doctor judges the SVID)');
 });
 
+// check refused a config whose token was deleted after the first start, which run starts with
+// (on the stored SVID) and doctor passes (contract review)
+t.test('a join token file gone: refused when identity.dir holds no SVID yet, not when one is stored', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, stored: { 'svid.crt': 'stored' } });
+  const ca = (identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, identityDir)}\n`;
+  await writeFile(join(dir, 'fresh.yaml'), sidecarYaml(ca('identity')));
+  await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
+  t.match(await check(join(dir, 'fresh.yaml')), [/identity\.ca\.token: .*orders\.token does not exist/], 'no SVID stored: the sidecar needs it to start');
+  t.same(await check(join(dir, 'stored.yaml')), [], 'an SVID stored: not needed at start');
+  const cli = await checkCli(join(dir, 'stored.yaml'));
+  t.equal(cli.code, 0, `meshcar check exits 0: ${cli.stderr}`);
+});
+
 t.test('a sidecar on files: cert, key and bundle each hold the right thing', async (t) => {
   const pki = await makePki('mesh.local');
   const leaf = await pki.issue('spiffe://mesh.local/svc/orders');
