@@ -16,6 +16,9 @@ import { CompiledSpec } from './spec.js';
 import { oncePerSpec } from './once-per-spec.js';
 import type { OpenApiDocument } from './spec-document.js';
 
+/** The parts of a sidecar config that name specs: all this module reads of it. */
+type SpecHolders = Pick<SidecarConfig, 'inbound' | 'outbound'>;
+
 export interface Guards {
   readonly inbound: SchemaGuard | undefined;
   /** By upstream name (lower-case). */
@@ -34,11 +37,11 @@ function load(key: string, config: OpenApiConfig, specOf: (path: string) => Prom
 }
 
 /** Whether the config names an OpenAPI spec anywhere (loadGuards has one to compile). */
-export function namesSpecs(config: SidecarConfig): boolean {
+export function namesSpecs(config: SpecHolders): boolean {
   return config.inbound?.openapi !== undefined || (config.outbound?.upstreams ?? []).some((u) => u.openapi !== undefined);
 }
 
-export async function loadGuards(config: SidecarConfig): Promise<Guards> {
+export async function loadGuards(config: SpecHolders): Promise<Guards> {
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
   const specOf = oncePerSpec((path) => CompiledSpec.load(path));
@@ -62,7 +65,7 @@ export function specDocuments(guards: Guards): SpecDocuments {
 }
 
 /** The guards `config` asks for, compiled from documents the primary loaded; a missing one is an error (never a read of the file). */
-export async function guardsFromDocuments(config: SidecarConfig, documents: SpecDocuments): Promise<Guards> {
+export async function guardsFromDocuments(config: SpecHolders, documents: SpecDocuments): Promise<Guards> {
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
   if (!inboundSpec && upstreams.length === 0) return { inbound: undefined, upstreams: new Map() };
