@@ -80,3 +80,37 @@ t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
   t.ok(quietFor >= 800, `not before the app had been quiet for about 1 s (${quietFor} ms)`);
   t.ok(quietFor < 5000, `and soon after, not at the 30 s drain timeout (${quietFor} ms)`);
 });
+
+// An app that never went quiet had the whole drain timeout spent waiting for it, then every call
+// in flight cut at once (review: 17 at a 5 s timeout, POSTs the upstream had run among them).
+// A quarter of the timeout is kept for the wind-down: the listener closes, the calls in flight
+// finish, and the app's next calls are refused before they are sent.
+t.test('outbound: an app that never goes quiet has its calls in flight finish at the drain timeout, none cut', async (t) => {
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const exited = frontend.process.exited();
+  const outcomes: string[] = [];
+  let signalled = 0;
+  /** Calls of 300 ms back to back, until one is refused before it is sent (the listener closed), or 10 s. */
+  const loop = async (): Promise<void> => {
+    for (const until = Date.now() + 10_000; Date.now() < until; ) {
+      const sent = Date.now();
+      const outcome = await request(frontend.outboundPort, { path: '/slow?ms=300', headers: { host: 'orders' } }).then(
+        (res) => (res.status === 200 ? 'ok' : `status ${res.status} ${res.body.toString()}`),
+        (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' ? 'refused' : `${err.code ?? err.message} after ${Date.now() - sent} ms`),
+      );
+      if (signalled > 0 && sent >= signalled) outcomes.push(outcome);
+      if (outcome === 'refused') return;
+    }
+  };
+  const loops = Promise.all([loop(), loop(), loop()]);
+  await sleep(400);
+  signalled = Date.now();
+  frontend.process.child.kill('SIGTERM');
+  await loops;
+  const cut = outcomes.filter((o) => o !== 'ok' && o !== 'refused');
+  t.same(cut, [], `no call cut or failed (${outcomes.filter((o) => o === 'ok').length} succeeded after SIGTERM)`);
+  t.ok(outcomes.filter((o) => o === 'ok').length >= 12, 'the calls made while the sidecar waited for the app to go quiet were served');
+  t.equal(await exited, 0, 'exits 0');
+});
