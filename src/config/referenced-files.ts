@@ -18,7 +18,8 @@ import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
-import { STORE_FILES } from '../identity/disk-store.js';
+import { DiskStore } from '../identity/disk-store.js';
+import { pino } from 'pino';
 import { caInitFix } from './ca-init-fix.js';
 import { identityDirProblem } from './identity-dir-guard.js';
 import { caTrustDomainProblem } from './ca-trust-domain.js';
@@ -41,7 +42,7 @@ export function contentProblem(text: string, content: Exclude<Content, 'director
     const claims = readTokenClaims(text);
     if (typeof claims === 'string') return claims;
     if (grants !== undefined && claims.sub !== grants) return tokenMismatch(claims.sub, grants);
-    if (needed && claims.expMs <= Date.now()) return `the join token expired at ${new Date(claims.expMs).toISOString()}, and identity.dir holds no SVID yet: the sidecar needs it to start, and the CA would refuse it (token_expired)`;
+    if (needed && claims.expMs <= Date.now()) return `the join token expired at ${new Date(claims.expMs).toISOString()}, and identity.dir holds no valid SVID of this service to start on: the sidecar needs it to start, and the CA would refuse it (token_expired)`;
     return undefined;
   }
   const blocks = pemBlocks(text);
@@ -87,6 +88,12 @@ async function absent(path: string): Promise<boolean> {
   );
 }
 
+/** Whether `run` would start on an SVID stored in `dir` for `spiffeId` (and so not need its join token). */
+async function startsOnStored(dir: string, spiffeId: string): Promise<boolean> {
+  const store = new DiskStore(dir, pino({ enabled: false }));
+  return (await store.load(spiffeId, { quiet: true, readOnly: true }).catch(() => undefined)) !== undefined;
+}
+
 /** Why the file a reference names is not usable, or undefined (a folder that may be made on first start may be absent). */
 async function referenceProblem(ref: Reference): Promise<string | undefined> {
   // the kernel's file systems and a CA's folder are refused present or not (identity-dir-guard.ts)
@@ -95,11 +102,11 @@ async function referenceProblem(ref: Reference): Promise<string | undefined> {
     if (problem !== undefined) return problem;
   }
   if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
-  // a stored SVID (DiskStore's chain file) spares the token at start; doctor judges the SVID itself
-  const needed = ref.storedIn !== undefined && (await absent(join(ref.storedIn, STORE_FILES.chain)));
-  // so a token deleted after the first start (as it should be) is no error either: `run` starts
-  // on the stored SVID and renews with it, and refusing it here failed a pre-flight check of a
-  // config that runs
+  // a stored SVID that `run` would start on spares the token at start, so a token deleted after
+  // the first start (as it may be) is no error then: refusing it failed a pre-flight check of a
+  // config that runs. Judged as `run` judges it (DiskStore.load, nothing written): an expired
+  // set, another service's, one without its key or in a folder others can write still needs it
+  const needed = ref.storedIn !== undefined && ref.grants !== undefined && !(await startsOnStored(ref.storedIn, ref.grants));
   if (ref.storedIn !== undefined && !needed && (await absent(ref.path))) return undefined;
   return fileProblem(ref.path, ref.content, ref.grants, needed);
 }

@@ -40,6 +40,8 @@ export interface LoadOptions {
   readonly now?: Date;
   /** Why sets were refused goes to debug: for a second look that would say it all again. */
   readonly quiet?: boolean;
+  /** Nothing written: an old flat layout is not migrated into a generation (`meshcar check`). */
+  readonly readOnly?: boolean;
 }
 
 export interface DiskStoreOptions {
@@ -192,7 +194,7 @@ export class DiskStore {
       if (refused.length > 0) {
         warn.call(this.logger, { dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
       }
-      if (candidate.dir === this.dir) await this.migrate(svid);
+      if (candidate.dir === this.dir && options.readOnly !== true) await this.migrate(svid);
       return svid;
     };
     for (const candidate of candidates) {

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki } from '../helpers/pki.js';
 import { checkConfigFile } from '../../src/config/load-any.js';
@@ -68,31 +68,52 @@ t.test('a join token must grant the service and trust domain of the config (revi
   t.match(cli.stderr, /frontend\.yaml:4:\d+: identity\.ca\.token: .*grants spiffe:\/\/mesh\.local\/svc\/orders/);
 });
 
+/**
+ * identity.dir folders as `run` finds them (the flat layout `meshcar ca issue --out` writes): a
+ * valid set of orders', an expired one, another service's, and a chain whose key is missing.
+ */
+async function storedSets(pki: Awaited<ReturnType<typeof makePki>>): Promise<Record<string, Record<string, string>>> {
+  const set = (leaf: { chainPem: string; privateKeyPem: string }, withKey = true) => ({ 'svid.crt': leaf.chainPem, 'bundle.pem': pki.bundlePem, ...(withKey ? { 'svid.key': leaf.privateKeyPem } : {}) });
+  const orders = await pki.issue('spiffe://mesh.local/svc/orders');
+  return {
+    stored: set(orders),
+    expired: set(await pki.issue('spiffe://mesh.local/svc/orders', { now: new Date(Date.now() - 7_200_000), lifetimeMs: 3_600_000 })),
+    'other-service': set(await pki.issue('spiffe://mesh.local/svc/payments')),
+    'no-key': set(orders, false),
+  };
+}
+
 // an expired token passed check, and run then failed with 401 token_expired; it is refused when
-// the sidecar needs it to start (no SVID stored in identity.dir), not when one is stored
-t.test('an expired join token: refused when identity.dir holds no SVID yet', async (t) => {
+// the sidecar needs it to start (no SVID in identity.dir it would start on), not when one is stored
+t.test('an expired join token: refused unless identity.dir holds an SVID run would start on', async (t) => {
   const pki = await makePki('mesh.local');
   const expired = tokenFor('spiffe://mesh.local/svc/orders', Math.floor(Date.now() / 1000) - 60);
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${expired}\n`, stored: { 'svid.crt': 'stored' } });
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${expired}\n`, ...(await storedSets(pki)) });
   const ca = (identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, identityDir)}\n`;
-  await writeFile(join(dir, 'fresh.yaml'), sidecarYaml(ca('identity')));
+  for (const folder of ['identity', 'expired', 'other-service', 'no-key']) {
+    await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
+    t.match(await check(join(dir, `${folder}.yaml`)), [/identity\.ca\.token: .*orders\.token: the join token expired at \d{4}-.*identity\.dir holds no valid SVID of this service to start on.*token_expired.*meshcar ca token --dir CA_DIR --service orders/], `identity.dir ${folder}: refused, with the command that writes a fresh one`);
+  }
   await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
-  t.match(await check(join(dir, 'fresh.yaml')), [/identity\.ca\.token: .*orders\.token: the join token expired at \d{4}-.*identity\.dir holds no SVID yet.*token_expired.*meshcar ca token --dir CA_DIR --service orders/], 'no SVID stored: refused, with the command that writes a fresh one');
-  t.same(await check(join(dir, 'stored.yaml')), [], 'an SVID stored: the token is not needed at start (doctor judges the SVID)');
+  t.same(await check(join(dir, 'stored.yaml')), [], 'a valid SVID of this service stored: the token is not needed at start (doctor judges the SVID)');
 });
 
 // check refused a config whose token was deleted after the first start, which run starts with
-// (on the stored SVID) and doctor passes (contract review)
-t.test('a join token file gone: refused when identity.dir holds no SVID yet, not when one is stored', async (t) => {
+// (on the stored SVID) and doctor passes (contract review); and its first mend took any
+// svid.crt for a set run would start on (review: an expired one passed check, then run failed)
+t.test('a join token file gone: refused unless identity.dir holds an SVID run would start on', async (t) => {
   const pki = await makePki('mesh.local');
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, stored: { 'svid.crt': 'stored' } });
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, ...(await storedSets(pki)) });
   const ca = (identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, identityDir)}\n`;
-  await writeFile(join(dir, 'fresh.yaml'), sidecarYaml(ca('identity')));
+  for (const folder of ['identity', 'expired', 'other-service', 'no-key']) {
+    await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
+    t.match(await check(join(dir, `${folder}.yaml`)), [/identity\.ca\.token: .*orders\.token does not exist/], `identity.dir ${folder}: the sidecar needs it to start`);
+  }
   await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
-  t.match(await check(join(dir, 'fresh.yaml')), [/identity\.ca\.token: .*orders\.token does not exist/], 'no SVID stored: the sidecar needs it to start');
-  t.same(await check(join(dir, 'stored.yaml')), [], 'an SVID stored: not needed at start');
+  t.same(await check(join(dir, 'stored.yaml')), [], 'a valid SVID of this service stored: not needed at start');
   const cli = await checkCli(join(dir, 'stored.yaml'));
   t.equal(cli.code, 0, `meshcar check exits 0: ${cli.stderr}`);
+  t.same((await readdir(join(dir, 'stored'))).sort(), ['bundle.pem', 'svid.crt', 'svid.key'], 'check wrote nothing there (run would migrate the flat files into a generation)');
 });
 
 t.test('a sidecar on files: cert, key and bundle each hold the right thing', async (t) => {
