@@ -81,22 +81,18 @@ t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
   t.ok(quietFor < 5000, `and soon after, not at the 30 s drain timeout (${quietFor} ms)`);
 });
 
-// An app that never went quiet had the whole drain timeout spent waiting for it, then every call
-// in flight cut at once (review: 17 at a 5 s timeout, POSTs the upstream had run among them).
-// A quarter of the timeout is kept for the wind-down: the listener closes, the calls in flight
-// finish, and the app's next calls are refused before they are sent.
-t.test('outbound: an app that never goes quiet has its calls in flight finish at the drain timeout, none cut', async (t) => {
-  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
-  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
-  const exited = frontend.process.exited();
+/**
+ * Three loops of 300 ms calls through `port` back to back, until one is refused before it is sent
+ * (the listener closed), or 10 s; `signal` is called 400 ms in. The outcomes of the calls sent
+ * after it: 'ok', 'refused', or what else happened.
+ */
+async function callsAcrossSignal(port: number, signal: () => void): Promise<string[]> {
   const outcomes: string[] = [];
   let signalled = 0;
-  /** Calls of 300 ms back to back, until one is refused before it is sent (the listener closed), or 10 s. */
   const loop = async (): Promise<void> => {
     for (const until = Date.now() + 10_000; Date.now() < until; ) {
       const sent = Date.now();
-      const outcome = await request(frontend.outboundPort, { path: '/slow?ms=300', headers: { host: 'orders' } }).then(
+      const outcome = await request(port, { path: '/slow?ms=300', headers: { host: 'orders' } }).then(
         (res) => (res.status === 200 ? 'ok' : `status ${res.status} ${res.body.toString()}`),
         (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' ? 'refused' : `${err.code ?? err.message} after ${Date.now() - sent} ms`),
       );
@@ -107,10 +103,47 @@ t.test('outbound: an app that never goes quiet has its calls in flight finish at
   const loops = Promise.all([loop(), loop(), loop()]);
   await sleep(400);
   signalled = Date.now();
-  frontend.process.child.kill('SIGTERM');
+  signal();
   await loops;
-  const cut = outcomes.filter((o) => o !== 'ok' && o !== 'refused');
-  t.same(cut, [], `no call cut or failed (${outcomes.filter((o) => o === 'ok').length} succeeded after SIGTERM)`);
+  return outcomes;
+}
+
+// An app that never went quiet had the whole drain timeout spent waiting for it, then every call
+// in flight cut at once (review: 17 at a 5 s timeout, POSTs the upstream had run among them).
+// A quarter of the timeout is kept for the wind-down: the listener closes, the calls in flight
+// finish, and the app's next calls are refused before they are sent.
+t.test('outbound: an app that never goes quiet has its calls in flight finish at the drain timeout, none cut', async (t) => {
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const exited = frontend.process.exited();
+  const outcomes = await callsAcrossSignal(frontend.outboundPort, () => frontend.process.child.kill('SIGTERM'));
+  t.same(outcomes.filter((o) => o !== 'ok' && o !== 'refused'), [], `no call cut or failed (${outcomes.filter((o) => o === 'ok').length} succeeded after SIGTERM)`);
   t.ok(outcomes.filter((o) => o === 'ok').length >= 12, 'the calls made while the sidecar waited for the app to go quiet were served');
+  t.equal(await exited, 0, 'exits 0');
+});
+
+// The wind-down's reserve began only after the inbound side had drained: an inbound call held
+// almost to the timeout left the outbound a few ms, and its calls in flight were cut (review:
+// 220 ms of 2.5 s left, three cut). The outbound winds down at its time whatever the inbound holds.
+t.test('outbound: its wind-down comes at its time while an inbound call holds the drain, none cut', async (t) => {
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  const frontend = await startSidecar(mesh.ca, {
+    service: 'frontend',
+    inbound: { app: `http://127.0.0.1:${mesh.app.port}` },
+    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }],
+    drainTimeout: '3s',
+  });
+  const caller = await startSidecar(mesh.ca, { service: 'caller', upstreams: [{ name: 'frontend', endpoints: [`127.0.0.1:${frontend.inboundPort}`], identity: 'spiffe://mesh.local/svc/frontend' }] });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), caller.stop()]));
+  const exited = frontend.process.exited();
+  // a call into frontend's inbound that its app answers 2.85 s after the SIGTERM
+  let held: Promise<number> = Promise.resolve(0);
+  const outcomes = await callsAcrossSignal(frontend.outboundPort, () => {
+    held = request(caller.outboundPort, { path: '/slow?ms=2850', headers: { host: 'frontend', 'x-held': 'yes' } }).then((res) => res.status);
+    void waitFor(async () => mesh.app.seen.some((h) => h['x-held'] === 'yes'), 2000, 'the held call reached the app').then(() => frontend.process.child.kill('SIGTERM'));
+  });
+  t.same(outcomes.filter((o) => o !== 'ok' && o !== 'refused'), [], `no outbound call cut or failed (${outcomes.filter((o) => o === 'ok').length} succeeded after SIGTERM)`);
+  t.equal(await held, 200, 'the inbound call in flight finished too');
   t.equal(await exited, 0, 'exits 0');
 });
