@@ -1,0 +1,58 @@
+// The CA's init container (config/kubernetes/base/ca.yaml), its shell script run for real with
+// /bin/sh and the built CLI as `meshcar`, the pod's paths moved into a temp folder: it makes a CA
+// in an empty folder, leaves a finished one alone, and refuses to make a new one in an empty
+// folder while the mesh's bundle ConfigMap exists (a lost claim: a new root no sidecar trusts,
+// every renewal in the mesh failing within a day; Kubernetes review, HIGH).
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { podSpec, renderKustomization } from '../helpers/kustomize.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
+
+const deployment = renderKustomization(join(ROOT, 'config/kubernetes/base')).find((o) => o.kind === 'Deployment' && o.metadata.name === 'meshcar-ca');
+const init = (podSpec(deployment!)!.initContainers as Array<{ command: string[]; args: string[] }>)[0]!;
+
+/** The init container's script with its paths under `root`, run with `meshcar` on the PATH. */
+async function runInit(root: string): Promise<{ code: number; stderr: string }> {
+  const bin = join(root, 'bin');
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, 'meshcar'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`);
+  await chmod(join(bin, 'meshcar'), 0o755);
+  const script = init.args.join('\n').replaceAll('/var/lib/meshcar', join(root, 'data')).replaceAll('/etc/meshcar-bundle', join(root, 'bundle'));
+  return new Promise((resolve) => {
+    execFile(init.command[0]!, [...init.command.slice(1), script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000 }, (err, _stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
+  });
+}
+
+t.test('an empty claim and no bundle ConfigMap (the install): a CA is made, its folder 0700', async (t) => {
+  const root = t.testdir({ data: {} });
+  const run = await runInit(root);
+  t.equal(run.code, 0, run.stderr);
+  t.ok((await readdir(join(root, 'data', 'ca'))).includes('issuer.key'), 'the CA is made');
+});
+
+t.test('a finished CA and the bundle ConfigMap: left alone', async (t) => {
+  const root = t.testdir({ data: {} });
+  t.equal((await runInit(root)).code, 0);
+  const bundle = await readFile(join(root, 'data', 'ca', 'bundle.pem'), 'utf8');
+  await mkdir(join(root, 'bundle'));
+  await writeFile(join(root, 'bundle', 'bundle.pem'), bundle);
+  const run = await runInit(root);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(await readFile(join(root, 'data', 'ca', 'bundle.pem'), 'utf8'), bundle, 'the same roots');
+});
+
+t.test('an empty claim while the bundle ConfigMap exists (the CA was lost): refused, nothing made, and it says why', async (t) => {
+  const root = t.testdir({ data: {}, bundle: { 'bundle.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } });
+  const run = await runInit(root);
+  t.equal(run.code, 1, 'the init container fails: the pod does not start');
+  t.match(run.stderr, /holds no CA, but the ConfigMap meshcar-ca-bundle exists.*Restore the folder from a backup, or delete the ConfigMap to start a new mesh/);
+  t.same(await readdir(join(root, 'data')), [], 'no new CA');
+});
