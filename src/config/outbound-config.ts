@@ -17,6 +17,7 @@ import {
   type RetryConfig,
 } from './upstream-policy-config.js';
 import type { YamlValue } from './yaml-value.js';
+import { UNKNOWN_PEER } from '../metrics/unknown-peer.js';
 
 /** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
 export const OUTBOUND_KEYS: readonly string[] = ['listen', 'upstreams', 'dnsRefresh'];
@@ -105,6 +106,11 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen
       // the router reads the app's Host without its final dot: such a name answered only a Host
       // written exactly so, with no port
       entry.report(`${JSON.stringify(key)} is not an upstream name: no dot at its end (write ${JSON.stringify(key.replace(/\.+$/, ''))}; the app may still send it with one)`);
+      ok = false;
+    } else if (name === UNKNOWN_PEER) {
+      // the metrics' and /endpoints' label for requests that name no upstream: its series mixed
+      // the two (a review saw one /endpoints row of 200s and 404s)
+      entry.report(`"${key}" is not an upstream name here: it is the label meshcar's metrics give requests that name no upstream; name it otherwise (the app's Host is then that name)`);
       ok = false;
     } else if (seen.has(name)) {
       // The app's Host header is matched case-insensitively, so these would be one upstream.

@@ -10,6 +10,7 @@ import { grpcStatusIn } from '../http/grpc-status.js';
 import type { Activity } from './activity.js';
 import type { UpstreamRouter } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { UNKNOWN_PEER } from '../metrics/unknown-peer.js';
 
 export interface OutboundContext {
   readonly router: UpstreamRouter<UpstreamPool>;
@@ -27,8 +28,6 @@ export interface OutboundContext {
 
 const SERVICE_UNAVAILABLE = 503;
 
-/** `peer` for requests that matched no upstream: a fixed label, so a stray Host cannot grow metrics. */
-export const UNKNOWN_PEER = 'unknown';
 
 
 const kCounted = Symbol('meshcar.countedExchange');

@@ -325,6 +325,10 @@ t.test('upstream names', async (t) => {
   t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    pay.:' })), [
     'c.yaml:26:5: outbound.upstreams["pay."]: "pay." is not an upstream name: no dot at its end (write "pay"; the app may still send it with one)',
   ]);
+  // the metrics' peer label of requests that name no upstream: the two shared series (metrics review)
+  t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    Unknown:' })), [
+    'c.yaml:26:5: outbound.upstreams.Unknown: "Unknown" is not an upstream name here: it is the label meshcar\'s metrics give requests that name no upstream; name it otherwise (the app\'s Host is then that name)',
+  ]);
 });
 
 t.test('a URL where HOST:PORT belongs: said so', async (t) => {
