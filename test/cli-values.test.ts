@@ -107,6 +107,9 @@ t.test('a service name or trust domain too long, or . and .., is told why, the v
   ]);
   oneLine(t, service, 2, /^meshcar: --service "a{200}… \(5000 characters\)" is not a service name: it is 5000 characters long, the most is 128; usage: meshcar ca token/);
   oneLine(t, dots, 2, /^meshcar: --service "\.\." is not a service name: "\.\." is a relative path segment/);
+  // the metrics' overflow peer label (metrics review)
+  const other = await cli(['ca', 'token', '--dir', dir, '--service', '__other__']);
+  oneLine(t, other, 2, /^meshcar: --service "__other__" is not a service name: "__other__" is the label meshcar's metrics give the peers past their cap: use another name/);
   oneLine(t, domain, 2, /^meshcar: --trust-domain "a{200}… \(256 characters\)" is not a trust domain: it is 256 characters long, the most is 255; usage: meshcar ca init/);
   // a trust domain is a name: dots between labels, a letter or digit somewhere
   const odd = await Promise.all(['.', '..', 'mesh..local', '.mesh', 'mesh.', '-', '_.-'].map((name) => cli(['ca', 'init', '--dir', join(dir, `ca-${name}`), '--trust-domain', name])));

@@ -69,6 +69,9 @@ export function serviceNameProblem(name: string): string | undefined {
   if (!/^[A-Za-z0-9._-]*$/.test(name) || name === '') return 'use letters, digits, dots, dashes and underscores';
   if (name === '.' || name === '..') return `"${name}" is a relative path segment, which a SPIFFE ID may not hold: use a name with a letter or digit`;
   if (name.length > MAX_SERVICE_NAME_LENGTH) return `it is ${name.length} characters long, the most is ${MAX_SERVICE_NAME_LENGTH}`;
+  // the metrics' peer label of the callers past the peer cap (metrics/traffic-metrics.ts): a
+  // service so named would share its series (metrics review)
+  if (name === '__other__') return '"__other__" is the label meshcar\'s metrics give the peers past their cap: use another name';
   return undefined;
 }
 
