@@ -3,7 +3,8 @@
 // what is in flight) while the outbound side keeps serving the app (it may be shutting down too
 // and still need its calls); the outbound winds down once the inbound is done and the app has
 // been quiet for a moment, or when a quarter of the timeout is left, for its calls in flight
-// to finish.
+// to finish (its listener stays open until the inbound is done: a call the inbound serves may
+// need the outbound).
 
 import type { Logger } from 'pino';
 import type { Inbound } from './inbound/index.js';
@@ -50,6 +51,13 @@ export async function drainInOrder(parts: DrainedParts, timeoutMs: number, logge
   while (performance.now() < quietUntil && !(inboundDone && appQuiet())) {
     // never past quietUntil: a 100 ms step overshot a 25 ms reserve (drainTimeout 100ms)
     await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, quietUntil - performance.now()))));
+  }
+  if (!inboundDone) {
+    // the inbound side still serves a call, which the app may answer with calls of its own
+    // through the outbound: it winds down but takes them until that call is done (closing its
+    // listener here refused them: review, 502 to a call 0.5 s before its drain's end)
+    parts.outbound()?.windDown();
+    await inboundDrained;
   }
   await Promise.all([inboundDrained, parts.outbound()?.drain(Math.max(0, deadline - performance.now()))]);
 }

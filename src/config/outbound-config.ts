@@ -102,15 +102,16 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen
     if (!UPSTREAM_NAME.test(key)) {
       entry.report(`${JSON.stringify(key)} is not an upstream name: use letters, digits, dots and dashes (the host name the app sends)`);
       ok = false;
+    } else if (name.replace(/\.+$/, '') === UNKNOWN_PEER) {
+      // the metrics' and /endpoints' label for requests that name no upstream: its series mixed
+      // the two (a review saw one /endpoints row of 200s and 404s); before the dot rule, whose
+      // hint would name it
+      entry.report(`"${key}" is not an upstream name here: it is the label meshcar's metrics give requests that name no upstream; name it otherwise (the app's Host is then that name)`);
+      ok = false;
     } else if (key.endsWith('.')) {
       // the router reads the app's Host without its final dot: such a name answered only a Host
       // written exactly so, with no port
       entry.report(`${JSON.stringify(key)} is not an upstream name: no dot at its end (write ${JSON.stringify(key.replace(/\.+$/, ''))}; the app may still send it with one)`);
-      ok = false;
-    } else if (name === UNKNOWN_PEER) {
-      // the metrics' and /endpoints' label for requests that name no upstream: its series mixed
-      // the two (a review saw one /endpoints row of 200s and 404s)
-      entry.report(`"${key}" is not an upstream name here: it is the label meshcar's metrics give requests that name no upstream; name it otherwise (the app's Host is then that name)`);
       ok = false;
     } else if (seen.has(name)) {
       // The app's Host header is matched case-insensitively, so these would be one upstream.

@@ -19,6 +19,7 @@ import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
 import { DiskStore } from '../identity/disk-store.js';
+import { remainingMs } from '../identity/svid.js';
 import { pino } from 'pino';
 import { caInitFix } from './ca-init-fix.js';
 import { identityDirProblem } from './identity-dir-guard.js';
@@ -88,10 +89,16 @@ async function absent(path: string): Promise<boolean> {
   );
 }
 
-/** Whether `run` would start on an SVID stored in `dir` for `spiffeId` (and so not need its join token). */
+/**
+ * Whether `run` would start on an SVID stored in `dir` for `spiffeId` without its join token:
+ * as bootstrap.ts decides, one with any life left, more than a second, renewed over mTLS with
+ * itself when it is too near its end to serve (review: the default 10 % had check ask for a
+ * token in an SVID's last tenth of life, which run does not need).
+ */
 async function startsOnStored(dir: string, spiffeId: string): Promise<boolean> {
   const store = new DiskStore(dir, pino({ enabled: false }));
-  return (await store.load(spiffeId, { quiet: true, readOnly: true }).catch(() => undefined)) !== undefined;
+  const stored = await store.load(spiffeId, { minRemainingFraction: 0, quiet: true, readOnly: true }).catch(() => undefined);
+  return stored !== undefined && remainingMs(stored) > 1000;
 }
 
 /** Why the file a reference names is not usable, or undefined (a folder that may be made on first start may be absent). */

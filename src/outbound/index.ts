@@ -159,6 +159,16 @@ class OutboundService implements Outbound, OutboundContext {
     return this.drained;
   }
 
+  /**
+   * The wind-down without closing the listener (a drain whose inbound side still serves a call:
+   * the app may need the outbound for it): answers carry `Connection: close`, h2c sessions get
+   * GOAWAY, idle connections close; new connections are still taken. drain() then closes it.
+   */
+  windDown(): void {
+    this.draining = true;
+    this.listener.windDown();
+  }
+
   private async drainOnce(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.listener.stopAccepting();

@@ -54,6 +54,8 @@ export interface Outbound {
    * cuts what is left, then closes the upstream sessions gracefully.
    */
   drain(timeoutMs: number): Promise<void>;
+  /** drain()'s wind-down with the listener still open: new calls are taken, answered with `Connection: close`. */
+  windDown(): void;
   /** Stops at once: listener, app connections, upstream sessions, DNS timers. */
   close(): Promise<void>;
   /** 0 while a request is in flight, else milliseconds since the last one finished. */

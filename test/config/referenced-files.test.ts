@@ -70,13 +70,16 @@ t.test('a join token must grant the service and trust domain of the config (revi
 
 /**
  * identity.dir folders as `run` finds them (the flat layout `meshcar ca issue --out` writes): a
- * valid set of orders', an expired one, another service's, and a chain whose key is missing.
+ * valid set of orders', one near its end (run renews it with itself), an expired one, another
+ * service's, and a chain whose key is missing.
  */
 async function storedSets(pki: Awaited<ReturnType<typeof makePki>>): Promise<Record<string, Record<string, string>>> {
   const set = (leaf: { chainPem: string; privateKeyPem: string }, withKey = true) => ({ 'svid.crt': leaf.chainPem, 'bundle.pem': pki.bundlePem, ...(withKey ? { 'svid.key': leaf.privateKeyPem } : {}) });
   const orders = await pki.issue('spiffe://mesh.local/svc/orders');
   return {
     stored: set(orders),
+    // 3 minutes of an hour left: too near its end to serve, so run renews it over mTLS with itself
+    'near-end': set(await pki.issue('spiffe://mesh.local/svc/orders', { now: new Date(Date.now() - 57 * 60_000), lifetimeMs: 3_600_000 })),
     expired: set(await pki.issue('spiffe://mesh.local/svc/orders', { now: new Date(Date.now() - 7_200_000), lifetimeMs: 3_600_000 })),
     'other-service': set(await pki.issue('spiffe://mesh.local/svc/payments')),
     'no-key': set(orders, false),
@@ -94,8 +97,10 @@ t.test('an expired join token: refused unless identity.dir holds an SVID run wou
     await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
     t.match(await check(join(dir, `${folder}.yaml`)), [/identity\.ca\.token: .*orders\.token: the join token expired at \d{4}-.*identity\.dir holds no valid SVID of this service to start on.*token_expired.*meshcar ca token --dir CA_DIR --service orders/], `identity.dir ${folder}: refused, with the command that writes a fresh one`);
   }
-  await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
-  t.same(await check(join(dir, 'stored.yaml')), [], 'a valid SVID of this service stored: the token is not needed at start (doctor judges the SVID)');
+  for (const folder of ['stored', 'near-end']) {
+    await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
+    t.same(await check(join(dir, `${folder}.yaml`)), [], `identity.dir ${folder}: an SVID of this service run starts on: the token is not needed at start (doctor judges the SVID)`);
+  }
 });
 
 // check refused a config whose token was deleted after the first start, which run starts with
@@ -109,8 +114,10 @@ t.test('a join token file gone: refused unless identity.dir holds an SVID run wo
     await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
     t.match(await check(join(dir, `${folder}.yaml`)), [/identity\.ca\.token: .*orders\.token does not exist/], `identity.dir ${folder}: the sidecar needs it to start`);
   }
-  await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
-  t.same(await check(join(dir, 'stored.yaml')), [], 'a valid SVID of this service stored: not needed at start');
+  for (const folder of ['stored', 'near-end']) {
+    await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
+    t.same(await check(join(dir, `${folder}.yaml`)), [], `identity.dir ${folder}: an SVID of this service run starts on: not needed at start`);
+  }
   const cli = await checkCli(join(dir, 'stored.yaml'));
   t.equal(cli.code, 0, `meshcar check exits 0: ${cli.stderr}`);
   t.same((await readdir(join(dir, 'stored'))).sort(), ['bundle.pem', 'svid.crt', 'svid.key'], 'check wrote nothing there (run would migrate the flat files into a generation)');

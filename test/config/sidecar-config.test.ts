@@ -329,6 +329,10 @@ t.test('upstream names', async (t) => {
   t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    Unknown:' })), [
     'c.yaml:26:5: outbound.upstreams.Unknown: "Unknown" is not an upstream name here: it is the label meshcar\'s metrics give requests that name no upstream; name it otherwise (the app\'s Host is then that name)',
   ]);
+  // not the dot rule's hint first, which named "unknown" (re-review)
+  t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    unknown.:' })), [
+    'c.yaml:26:5: outbound.upstreams["unknown."]: "unknown." is not an upstream name here: it is the label meshcar\'s metrics give requests that name no upstream; name it otherwise (the app\'s Host is then that name)',
+  ]);
 });
 
 t.test('a URL where HOST:PORT belongs: said so', async (t) => {

@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { podSpec, renderKustomization } from '../helpers/kustomize.js';
@@ -55,4 +55,27 @@ t.test('an empty claim while the bundle ConfigMap exists (the CA was lost): refu
   t.equal(run.code, 1, 'the init container fails: the pod does not start');
   t.match(run.stderr, /holds no CA, but the ConfigMap meshcar-ca-bundle exists.*Restore the folder from a backup, or delete the ConfigMap to start a new mesh/);
   t.same(await readdir(join(root, 'data')), [], 'no new CA');
+});
+
+t.test('a claim without its ca folder while the bundle ConfigMap exists: refused the same way', async (t) => {
+  const root = t.testdir({ data: {}, bundle: { 'bundle.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } });
+  await rm(join(root, 'data'), { recursive: true });
+  await mkdir(join(root, 'data'));
+  const run = await runInit(root);
+  t.equal(run.code, 1);
+  t.match(run.stderr, /holds no CA, but the ConfigMap meshcar-ca-bundle exists/);
+});
+
+// the guard once took any folder without issuer.key for a lost CA (re-review): a folder holding
+// the rest of one is ca init's to judge, which names what is missing
+t.test('part of a CA left (its issuer key lost) and the bundle ConfigMap: ca init refuses it, naming the missing file', async (t) => {
+  const root = t.testdir({ data: {} });
+  t.equal((await runInit(root)).code, 0);
+  await mkdir(join(root, 'bundle'));
+  await writeFile(join(root, 'bundle', 'bundle.pem'), await readFile(join(root, 'data', 'ca', 'bundle.pem')));
+  await rm(join(root, 'data', 'ca', 'issuer.key'));
+  const run = await runInit(root);
+  t.equal(run.code, 1, 'the init container fails');
+  t.match(run.stderr, /holds part of a CA \(.*missing issuer\.key\)/, run.stderr);
+  t.notMatch(run.stderr, /holds no CA/);
 });
