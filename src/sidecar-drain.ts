@@ -57,7 +57,9 @@ export async function drainInOrder(parts: DrainedParts, timeoutMs: number, logge
     // through the outbound: it winds down but takes them until that call is done (closing its
     // listener here refused them: review, 502 to a call 0.5 s before its drain's end)
     parts.outbound()?.windDown();
-    await inboundDrained;
+    // a failed inbound drain must not leave the outbound half done: it is reported below, once
+    // the outbound's drain has run too
+    await inboundDrained?.catch(() => undefined);
   }
   await Promise.all([inboundDrained, parts.outbound()?.drain(Math.max(0, deadline - performance.now()))]);
 }
