@@ -15,8 +15,9 @@ import type { WorkerCluster } from './workers/contract.js';
 const OUTBOUND_QUIET_MS = 1_000;
 
 /**
- * The part of the drain timeout kept for the outbound's wind-down (listener closed, HTTP/1.1
- * answers with `Connection: close`, GOAWAY to h2c apps) while the calls in flight finish: an
+ * The part of the drain timeout kept for the outbound's wind-down (HTTP/1.1 answers with
+ * `Connection: close`, GOAWAY to h2c apps, then the listener closed once the inbound side is
+ * done) while the calls in flight finish: an
  * app that never went quiet had the whole timeout spent waiting for it, then every call in
  * flight cut at once, answered upstream or not (review: 17 cut at a 5 s timeout). A quarter of
  * the timeout, at most 5 s.
@@ -44,8 +45,8 @@ export async function drainInOrder(parts: DrainedParts, timeoutMs: number, logge
     () => (inboundDone = true),
   );
   // the outbound serves the app while the inbound drains and until the app is quiet, but winds
-  // down at quietUntil whatever holds it: an inbound call held to the end took the reserve too
-  // (review: 220 ms left of 2.5 s, three calls cut)
+  // down at quietUntil whatever holds it: waiting for the inbound first, a call held to the end
+  // took the reserve too (review: 220 ms left of 2.5 s, three calls cut)
   const quietUntil = deadline - windDownReserveMs(timeoutMs);
   const appQuiet = (): boolean => (parts.outbound()?.idleForMs?.() ?? OUTBOUND_QUIET_MS) >= OUTBOUND_QUIET_MS;
   while (performance.now() < quietUntil && !(inboundDone && appQuiet())) {

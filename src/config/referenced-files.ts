@@ -8,7 +8,6 @@ import { BoundedReadError, readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from '../identity/pem-files.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { validateSvidSoon } from '../identity/svid.js';

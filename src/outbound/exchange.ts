@@ -28,8 +28,6 @@ export interface OutboundContext {
 
 const SERVICE_UNAVAILABLE = 503;
 
-
-
 const kCounted = Symbol('meshcar.countedExchange');
 type Counted = Readable & { [kCounted]?: { exchange: Exchange; inbound: boolean } };
 
