@@ -8,10 +8,11 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { startTestCa, makeCaDir } from '../helpers/ca.js';
 import { runStepKilledAt, signFromCrashedFolder } from '../helpers/ca-crash.js';
+import { runCaInitContainer } from '../helpers/ca-init-container.js';
 
 const CLI = resolve('dist/cli.js');
 
@@ -27,15 +28,9 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env)
 
 const cli = (args: string[]) => run(process.execPath, [CLI, ...args]);
 
-/** The CA init container's shell line, with its folder swapped for `dir` and meshcar on PATH. */
-async function initContainer(dir: string, bin: string): Promise<Run> {
-  const manifest = await readFile('config/kubernetes/base/ca.yaml', 'utf8');
-  const line = /name: ca-init[\s\S]*?args:\s*\n\s*- (.+)\n/.exec(manifest)?.[1];
-  if (line === undefined) throw new Error('no ca-init args line in ca.yaml');
-  await mkdir(bin, { recursive: true });
-  await writeFile(join(bin, 'meshcar'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
-  await chmod(join(bin, 'meshcar'), 0o755);
-  return run('/bin/sh', ['-c', line.replaceAll('/var/lib/meshcar/ca', dir)], { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` });
+/** The CA init container's script, with its folder swapped for `dir` (no bundle ConfigMap yet) and meshcar on PATH. */
+function initContainer(dir: string, bin: string): Promise<Run> {
+  return runCaInitContainer(dir, join(bin, 'no-bundle-configmap'), bin);
 }
 
 // where the kill lands: `skip` writes onto (or removals of) the file are let through first

@@ -5,30 +5,13 @@
 // every renewal in the mesh failing within a day; Kubernetes review, HIGH).
 
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { podSpec, renderKustomization } from '../helpers/kustomize.js';
+import { runCaInitContainer } from '../helpers/ca-init-container.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
-
-const deployment = renderKustomization(join(ROOT, 'config/kubernetes/base')).find((o) => o.kind === 'Deployment' && o.metadata.name === 'meshcar-ca');
-const init = (podSpec(deployment!)!.initContainers as Array<{ command: string[]; args: string[] }>)[0]!;
-
-/** The init container's script with its paths under `root`, run with `meshcar` on the PATH. */
-async function runInit(root: string): Promise<{ code: number; stderr: string }> {
-  const bin = join(root, 'bin');
-  await mkdir(bin, { recursive: true });
-  await writeFile(join(bin, 'meshcar'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`);
-  await chmod(join(bin, 'meshcar'), 0o755);
-  const script = init.args.join('\n').replaceAll('/var/lib/meshcar', join(root, 'data')).replaceAll('/etc/meshcar-bundle', join(root, 'bundle'));
-  return new Promise((resolve) => {
-    execFile(init.command[0]!, [...init.command.slice(1), script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000 }, (err, _stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
-    );
-  });
+/** The init container with the pod's paths under `root`: root/data/ca, root/bundle (the ConfigMap's mount). */
+function runInit(root: string): Promise<{ code: number; stderr: string }> {
+  return runCaInitContainer(join(root, 'data', 'ca'), join(root, 'bundle'), join(root, 'bin'));
 }
 
 t.test('an empty claim and no bundle ConfigMap (the install): a CA is made, its folder 0700', async (t) => {
