@@ -19,25 +19,38 @@ import type { Exchange } from './exchange.js';
 const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding', 'te']);
 const OURS = new Set(['x-forwarded-client-cert', 'x-request-id']);
 /**
- * The fields whose `_` spellings are dropped: ours, those that frame the body or steer the
+ * The fields whose other spellings are dropped: ours, those that frame the body or steer the
  * connection, and those the OpenAPI check judges the body by (names without a `-` have no such
  * spelling).
  */
 const SHADOWED = new Set([...OURS, 'content-length', 'transfer-encoding', 'keep-alive', 'proxy-connection', 'content-type', 'content-encoding']);
+/** Characters a field name may hold (RFC 9110 tchar) that some server maps to `_`, as it maps `-`. */
+const SEPARATOR_LIKE = /[^a-z0-9-]/g;
 
 /**
- * A caller's field that is one of ours, or a framing or connection field, spelt with `_` for `-`
- * (`x_forwarded_client_cert`, `transfer_encoding`): CGI-style servers (WSGI, PHP) read both
- * spellings as one variable and join them, the caller's value first, so an app taking the first
- * `URI=` would believe the caller's claim, and one reading `Transfer_Encoding: chunked` beside
- * our `content-length` would frame the body otherwise than we did. Such fields are dropped
- * (Envoy's headers_with_underscores_action does it for all of them).
+ * A caller's field that is one of ours, or a framing or connection field, spelt with another
+ * character for `-` (`x_forwarded_client_cert`, `x.forwarded-client-cert`, `transfer_encoding`):
+ * CGI-style servers read such spellings as the same variable (WSGI and PHP map `-` to `_`, PHP
+ * `.` too, and Caddy's FastCGI passes `.` on) and join them or keep the last, so an app taking
+ * the first or last `URI=` would believe the caller's claim, and one reading
+ * `Transfer_Encoding: chunked` beside our `content-length` would frame the body otherwise than
+ * we did. Such fields are dropped (Envoy's headers_with_underscores_action does it for all
+ * names with `_`; nginx ignores names with characters other than letters, digits, `-` and `_`).
  */
 function shadowsGuardedField(name: string): boolean {
-  return name.indexOf('_') !== -1 && SHADOWED.has(name.replace(/_/g, '-'));
+  return !plainName(name) && SHADOWED.has(name.replace(SEPARATOR_LIKE, '-'));
 }
 
-/** REPLACED plus the caller's underscore spellings of our fields, if it sent any (rare: no set made otherwise). */
+/** Lower-case letters, digits and `-` alone (names are lower case here): the common name, one scan, no copy. */
+function plainName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45)) return false;
+  }
+  return true;
+}
+
+/** REPLACED plus the caller's other spellings of our fields, if it sent any (rare: no set made otherwise). */
 function notForwarded(headers: Exchange['requestHeaders']): ReadonlySet<string> {
   let extra: Set<string> | undefined;
   for (const name in headers) if (shadowsGuardedField(name)) (extra ??= new Set(REPLACED)).add(name);
@@ -68,7 +81,7 @@ export function appHeaderListOf(exchange: Exchange): Array<string | string[]> {
 
 /**
  * The caller's request trailers as the app is sent them (an h2c app; HTTP/1.1 apps get none):
- * valid trailer fields only, and never one of ours or its `_` spelling. An app that merges
+ * valid trailer fields only, and never one of ours or another spelling of it. An app that merges
  * trailers into its headers (gRPC metadata, Go's r.Trailer) must not read a caller's
  * x-forwarded-client-cert there as the identity this sidecar verified.
  */

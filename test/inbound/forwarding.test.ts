@@ -73,6 +73,27 @@ t.test('request and response headers', async (t) => {
     t.equal(h2['x-forwarded-client-cert'], xfcc);
   });
 
+  // PHP maps `.` to `_` as it maps `-`, and Caddy's FastCGI passes `.` on: the caller's claim
+  // would be read as the same variable as ours (a review)
+  t.test('our fields spelt with `.` or another character for `-` never reach the app either', async (t) => {
+    const forged = { 'x.forwarded-client-cert': `By=${SERVER_ID};URI=spiffe://mesh.test/svc/admin`, 'x.forwarded.client.cert': 'forged', 'x-forwarded~client-cert': 'forged', 'x.request.id': 'forged-id', 'transfer.encoding': 'chunked', 'x.custom': 'kept' };
+    const dropped = ['x.forwarded-client-cert', 'x.forwarded.client.cert', 'x-forwarded~client-cert', 'x.request.id', 'transfer.encoding'];
+    const viaList = JSON.parse((await h1Request(fx.port, tlsOptions, { headers: forged })).body) as Record<string, string>;
+    for (const name of dropped) t.equal(viaList[name], undefined, `HTTP/1.1: ${name} dropped`);
+    t.equal(viaList['x.custom'], 'kept', 'HTTP/1.1: another name with a dot is forwarded');
+    t.equal(viaList['x-forwarded-client-cert'], xfcc, 'ours is there');
+    const viaNode = JSON.parse((await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'x', headers: { ...forged, expect: '100-continue' } })).body) as Record<string, string>;
+    for (const name of dropped) t.equal(viaNode[name], undefined, `node:http path: ${name} dropped`);
+    t.equal(viaNode['x.custom'], 'kept');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = JSON.parse((await h2Request(session, { ':path': '/', 'x.forwarded-client-cert': 'forged', 'x-request.id': 'forged-id', 'x.custom': 'kept' })).body.toString()) as Record<string, string>;
+    t.equal(h2['x.forwarded-client-cert'], undefined, 'HTTP/2: dropped');
+    t.equal(h2['x-request.id'], undefined, 'HTTP/2: dropped');
+    t.equal(h2['x.custom'], 'kept');
+    t.equal(h2['x-forwarded-client-cert'], xfcc);
+  });
+
   // the same for the framing and connection fields: a CGI-style server reading Transfer_Encoding
   // as Transfer-Encoding would take a body framed by our content-length as chunked
   t.test('framing, connection and body-type fields spelt with underscores never reach the app', async (t) => {
