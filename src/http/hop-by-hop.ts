@@ -100,6 +100,20 @@ function verdictOf(name: string, headers: IncomingHttpHeaders, named: Set<string
 }
 
 /**
+ * Removes from an HTTP/1.1 request's headers, in place, the fields its Connection header names
+ * (less those it may never remove), before anything reads them: they never reach the far side,
+ * so nothing here may judge the request by them either. The OpenAPI check passed a required
+ * `Idempotency-Key` the app was then not sent, and a bodiless POST named one to be sent twice
+ * (a review). `keep-alive` and `close` name nothing: the common head is not copied or touched.
+ */
+export function dropConnectionOptions<T extends IncomingHttpHeaders>(headers: T): T {
+  const connection = headers.connection;
+  const named = connection ? connectionScoped(connection) : undefined;
+  if (named !== undefined) for (const name of named) if (!HOP_BY_HOP.has(name) && name in headers) delete headers[name];
+  return headers;
+}
+
+/**
  * The header names a Connection header makes hop-by-hop, less those it may never remove.
  * undefined: none beyond the hop-by-hop set. `keep-alive` and `close` (what nearly every
  * HTTP/1.1 app answers with) name nothing else, and were 1.4 % of the inbound's busy CPU

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError, describeError, type ErrorCode } from '../errors.js';
 import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
 import { announcesBody } from '../http/body-framing.js';
+import { dropConnectionOptions } from '../http/hop-by-hop.js';
 import { sendError } from '../http/status.js';
 import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import { switchingFields, switchingHead } from '../http/switching-fields.js';
@@ -63,7 +64,7 @@ export class Http1Exchange extends Exchange {
     readonly expectsContinue: boolean,
     upgradeHead?: Buffer,
   ) {
-    super(caller, context, req.method as string, originTarget(req), req.headers);
+    super(caller, context, req.method as string, originTarget(req), dropConnectionOptions(req.headers));
     this.upgradeHead = upgradeHead;
     this.socket = req.socket;
     // an Upgrade request never forwards a body (the caller's body is refused before that)

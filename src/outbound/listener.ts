@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { closeAfterHttp10Coding } from '../http/body-framing.js';
+import { dropConnectionOptions } from '../http/hop-by-hop.js';
 import { refuseEarlyEnd } from '../http/early-end.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
@@ -98,6 +99,7 @@ export class AppListener {
     // past it, a Content-Length or Transfer-Encoding among them, while Node framed the body by them
     keepEveryHeadLine(this.http1, limits.maxHeaderBytes);
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      dropConnectionOptions(req.headers);
       if (trackResponse(req, res, logger)) inTurn(req, res, handlers.request, Infinity, false);
     };
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -141,6 +143,7 @@ export class AppListener {
         return;
       }
       (socket as TrackedSocket)[kUpgraded] = true;
+      dropConnectionOptions(req.headers);
       handlers.upgrade(req, socket as Socket, head);
     });
 

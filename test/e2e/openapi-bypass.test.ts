@@ -197,6 +197,22 @@ t.test("outbound: the app's call to an upstream with a spec is held the same way
   t.same(received, ['GET /orders/7']);
 });
 
+// a field the Connection header names is removed before the app sees it (RFC 9110 §7.6.1): the
+// check judged the caller's head with it, and a required Idempotency-Key the app never got passed
+// (a review)
+t.test('a field named in Connection is judged as the app gets it: absent, on both sides', async (t) => {
+  const good = JSON.stringify({ item: 'book', qty: 2 });
+  const order = `POST /orders HTTP/1.1\nContent-Type: application/json\nIdempotency-Key: 12345678\nContent-Length: ${good.length}`;
+  received.length = 0;
+  t.match(await inbound(order, good), { status: 200, body: 'app' }, 'inbound: the order with its key passes');
+  const inboundNamed = await inbound(order, good, 'close, idempotency-key');
+  t.match(inboundNamed, { status: 400, error: 'schema_violation' }, 'inbound: the key named in Connection: refused as missing');
+  t.match(inboundNamed.body, /idempotency-key/, 'naming the header');
+  t.match(await outbound(order, good), { status: 200, body: 'app' }, 'outbound: the order with its key passes');
+  t.match(await outbound(order, good, 'close, idempotency-key'), { status: 400, error: 'schema_violation' }, 'outbound: the key named in Connection: refused as missing');
+  t.same(received, ['POST /orders', 'POST /orders'], 'the app received the two orders that kept their key, and only those');
+});
+
 t.test('real gRPC crosses two enforcing sidecars when the spec lists its methods; an unlisted one is refused', async (t) => {
   const Client = grpc.makeGenericClientConstructor(CATALOG, 'Catalog');
   const client = new Client(`127.0.0.1:${frontend.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'catalog' }) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
