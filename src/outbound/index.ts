@@ -234,6 +234,15 @@ class OutboundService implements Outbound, OutboundContext {
       // removed, not replaced: its address gauge goes (0 would read as an upstream with no address)
       if (!names.has(pool.name)) this.observer.upstreamRemoved?.(pool.name);
     }
+    // a tunnel never finishes as a request does: one to a peer the config now names another
+    // identity for (on a pool retired now or by an earlier reload) would talk to it until either
+    // side ends it. An upstream removed keeps its tunnels, as Envoy's drained clusters keep their
+    // streams: its peer is still the one the config named.
+    const identities = new Map(upstreams.map((upstream) => [upstream.name.toLowerCase(), upstream.identity] as const));
+    for (const pool of this.retired) {
+      const identity = identities.get(pool.name.toLowerCase());
+      if (identity !== undefined && identity !== pool.config.identity) pool.cutTunnels(`a reload changed the upstream's identity to ${identity}`);
+    }
     // the retired pools that are idle go now, those just retired included (one never used, or
     // with nothing left, is not kept until the next reload)
     for (const pool of this.retired) {

@@ -256,6 +256,14 @@ export class UpstreamPool {
   }
 
   /**
+   * A reload changed this upstream's identity: its WebSocket tunnels, which cannot wind down as
+   * sessions do, are cut, as a trust bundle that drops their upstream cuts them.
+   */
+  cutTunnels(why: string): void {
+    for (const guard of [...this.tunnelGuards]) guard.revoke(why);
+  }
+
+  /**
    * A retired pool's sessions close once nothing could use them: called when a session opens
    * (a dial outlives the request that started it) and when a waiting retry is dropped.
    */

@@ -69,6 +69,13 @@ export class UpstreamPathGuard {
     this.trustChanged({ anchorsPem, roots: bundleRoots(anchorsPem) });
   }
 
+  /** The config no longer vouches for this upstream (a reload changed its identity or removed it): cut now. */
+  revoke(why: string): void {
+    if (this.stopped) return;
+    this.stop();
+    this.ends.cut(why);
+  }
+
   stop(): void {
     this.timer.cancel();
     this.stopped = true;

@@ -5,6 +5,8 @@
 // to a root that stays is kept. Real sidecar pair (tunnel-pair.ts), real roots (makePki).
 
 import t from 'tap';
+import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
+import type { UpstreamConfig } from '../../src/config/outbound-config.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { SERVER_ID, TD } from '../helpers/inbound-fixture.js';
@@ -60,4 +62,32 @@ t.test('a tunnel of an upstream a reload removed is still cut when the bundle dr
   const seen = await closedWithin(tunnel, 3000);
   t.equal(seen.at(-1), 'close', `the calling app's tunnel closed (${seen.join(', ')})`);
   t.match(seen, ['error:ECONNRESET'], 'with a reset, not a clean end');
+});
+
+// a tunnel never finishes as a request does: one to the identity a reload replaced went on
+// relaying to that peer until its certificate expired (a review)
+t.test("a reload that changes the upstream's identity cuts its tunnels; one that keeps it does not", async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const app = switchingFarApp();
+  const pair = await startTunnelPair(app.far, { outboundLogger: memoryLogger(lines) });
+  t.teardown(() => pair.close());
+  const fx = pair.outbound;
+  const upstream = (identity: string, balancer?: UpstreamConfig['balancer']): UpstreamConfig[] => [
+    { name: 'orders', endpoints: [parseEndpoint(`127.0.0.1:${pair.inbound.port}`) as Endpoint], identity, timeoutMs: 5000, routes: [], ...(balancer ? { balancer } : {}) },
+  ];
+  const tunnel = await openTunnel(fx.port);
+  tunnel.socket.write('ping');
+  // a new pool (the balancer changed), the same identity: the peer is still the one named
+  fx.outbound.setUpstreams(upstream(SERVER_ID, { decayMs: 5000 }));
+  t.equal(fx.outbound.retiredPools, 1, 'the reload replaced the pool');
+  t.same(await closedWithin(tunnel, 300), ['still open'], 'same identity: the tunnel stays');
+  fx.outbound.setUpstreams(upstream(`spiffe://${TD}/svc/other`));
+  const seen = await closedWithin(tunnel, 3000);
+  t.equal(seen.at(-1), 'close', `another identity: the calling app's tunnel closed (${seen.join(', ')})`);
+  t.match(seen, ['error:ECONNRESET'], 'with a reset, not a clean end');
+  const far = await closedWithin(app.seen(), 3000);
+  t.match(far, ['error:ECONNRESET', 'close'], `the far app's end closed with a reset too (${far.join(', ')})`);
+  const warned = lines.filter((line) => line.level === 40 && /identity/.test(String(line.msg)));
+  t.equal(warned.length, 1, `one warn line (${JSON.stringify(warned.map((line) => line.msg))})`);
+  t.match(String(warned[0]?.msg), /svc\/other/, 'naming the new identity');
 });
