@@ -13,6 +13,7 @@ import { caSpiffeId } from './spiffe-id.js';
 import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 import { splitPemCertificates } from '../pki/pem.js';
+import { bundleRoots, chainsToRoots } from '../pki/chain-to-roots.js';
 import { clip } from '../clip.js';
 import { caExchange, type RawResponse } from './ca-exchange.js';
 import { retryAfterMs } from '../http/retry-after.js';
@@ -184,13 +185,17 @@ export class CaClient {
    * The CA's trust bundle now (GET /v1/bundle), as PEM text for the caller to check. The
    * connection trusts `knownBundlePem` (the bundle the workload holds) besides the configured
    * one; the answer is trusted for later requests too, such as a join token's after the root
-   * the configured bundle names was retired.
+   * the configured bundle names was retired, but only when the CA's path chains to what was
+   * trusted for those before (the configured bundle, or one learned so): `knownBundlePem` may be
+   * read back from disk and hold a root retired because its key leaked, whose holder could
+   * stand up a server with the CA's SPIFFE ID and be sent the next join token (a review).
    */
   async fetchBundle(knownBundlePem: string): Promise<string> {
     const response = await caExchange(this.options, this.caId, this.learned, this.bundleUrl, undefined, { trust: knownBundlePem });
     if (response.status !== 200) throw this.refusal(response);
     if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle', response.body);
-    this.learned = response.body;
+    const [leaf, ...others] = response.presented;
+    if (leaf !== undefined && chainsToRoots(leaf, others, bundleRoots(`${this.options.bundlePem}\n${this.learned}`))) this.learned = response.body;
     return response.body;
   }
 }

@@ -74,6 +74,11 @@ t.test('bundle refresh: polled, swapped in without a renewal, stored, fetched ag
   await rootRetire(ca.dir, { force: true });
   // tokens from before activation went with the old root: the operator hands out a new one
   await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, false)}\n`, { mode: 0o600 });
+  // the token goes only to a CA the configured bundle vouches for: the new root, read back from
+  // the stored bundle, is not enough (a root retired because its key leaked may be stored too)
+  await t.rejects(obtainIdentity(options), { code: 'ca_mismatch', message: /does not chain to identity\.ca\.bundle/ }, 'with the installed bundle alone: refused, the token not sent');
+  // and the operator gives it the CA's bundle of now, as the README says at each rotation
+  await writeFile(installed, await readFile(join(ca.dir, 'bundle.pem')));
   const rejoined = await obtainIdentity(options);
   const svid = rejoined.identity.current();
   t.not(svid.serialHex, first.serialHex, 'a new certificate, by the join token');
