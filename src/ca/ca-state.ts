@@ -4,7 +4,7 @@
 // server watches it and reloads when it changes. (What the rotation steps wait for is in
 // leaf-lifetime.ts.)
 
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -145,14 +145,41 @@ export async function fileFingerprint(path: string): Promise<string> {
 /**
  * The CA folder must exist, be a folder (checked first, so a bad --dir is one line, not the
  * lock's or a read's errno) and be its user's alone: whoever else can write to it can replace
- * the keys, the bundle or state.json (a rename needs only the folder's write bit).
+ * the keys, the bundle or state.json (a rename needs only the folder's write bit). So must what
+ * it holds (requirePrivateEntries).
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
   await requireFolder(dir, `run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
   const others = otherWriters(await stat(dir));
-  if (others === undefined) return;
+  if (others === undefined) return requirePrivateEntries(dir);
   if ('owner' in others) {
     throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${shellWord(dir)} && chmod 700 ${shellWord(dir)}" (as root), or run meshcar as its owner`);
   }
   throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${shellWord(dir)}"`);
+}
+
+/**
+ * What the folder holds must be its user's alone too: a file is written in place through its own
+ * write bit whatever the folder's, and a private key (`*.key`: the roots', the issuers', the
+ * token keys') is read through its own read bit. A folder at 0755 with its keys at 0644 (a backup
+ * restored under another umask, a copy or mount that does not keep modes) was taken as it was:
+ * any local user could read the root or token key and mint join tokens (a review). The folder's
+ * own check (requirePrivateCaFolder) comes first.
+ */
+async function requirePrivateEntries(dir: string): Promise<void> {
+  for (const name of (await readdir(dir)).sort()) {
+    const path = join(dir, name);
+    // through a symbolic link: the mode that guards the key is its target's
+    const info = await stat(path).catch(() => undefined); // gone meanwhile, or a dangling link: nothing to guard
+    if (info === undefined) continue;
+    const others = otherWriters(info);
+    if (others !== undefined && 'owner' in others) {
+      throw new MeshcarError('forbidden', `${path} in the CA folder is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); run "chown ${others.uid} ${shellWord(path)}" (as root), or run meshcar as its owner`);
+    }
+    const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+    if (info.isFile() && name.endsWith('.key') && (info.mode & 0o077) !== 0) {
+      throw new MeshcarError('forbidden', `the CA key ${path} can be read or written by ${(info.mode & 0o070) !== 0 ? ((info.mode & 0o007) !== 0 ? 'group and others' : 'its group') : 'others'} (mode ${mode}), who could sign with it; run "chmod 600 ${shellWord(path)}"`);
+    }
+    if (others !== undefined) throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${others.who} (mode ${others.mode}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
+  }
 }

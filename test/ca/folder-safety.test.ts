@@ -90,3 +90,42 @@ t.test('a CA folder others can write to, or another user owns, is refused in one
     t.match(result.stderr, new RegExp(`^meshcar: the CA folder ${escaped} is owned by uid ${NOBODY}, not by the user running meshcar \\(uid 0\\), who could replace its keys; run "chown 0 ${escaped} && chmod 700 ${escaped}" \\(as root\\), or run meshcar as its owner\\n$`));
   }
 });
+
+// a folder at 0755 with its keys at 0644 (a backup restored under another umask) was taken as it
+// was: any local user could read the root or token key and mint join tokens (a review)
+t.test("a key others can read, or a file others can write, in the CA folder is refused in one line", async (t) => {
+  const dir = t.testdir();
+  const ca = join(dir, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  await chmod(ca, 0o755); // readable by all: the folder's own check lets it be (nobody else can write)
+  const config = join(dir, 'ca.yaml');
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${ca}\nlisten: "127.0.0.1:0"\n`);
+  const commands = [
+    ['ca', 'serve', '--config', config],
+    ['ca', 'status', '--dir', ca],
+    ['ca', 'token', '--dir', ca, '--service', 'orders'],
+    ['ca', 'root', 'add', '--dir', ca],
+  ];
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [file, mode, line] of [
+    ['root.key', 0o644, 'can be read or written by group and others (mode 0644), who could sign with it; run "chmod 600'],
+    ['token.key', 0o640, 'can be read or written by its group (mode 0640), who could sign with it; run "chmod 600'],
+    ['issuer.key', 0o604, 'can be read or written by others (mode 0604), who could sign with it; run "chmod 600'],
+  ] as const) {
+    const path = join(ca, file);
+    await chmod(path, mode);
+    const results = await Promise.all(commands.map((args) => runBounded(args)));
+    results.forEach((result, i) => {
+      t.equal(result.code, 1, `${commands[i]?.slice(0, 2).join(' ')} refuses ${file} at ${mode.toString(8)}`);
+      t.match(result.stderr, new RegExp(`^meshcar: the CA key ${escape(path)} ${escape(line)} ${escape(path)}"\\n$`));
+    });
+    await chmod(path, 0o600);
+  }
+  const keys = join(ca, 'token-keys.json');
+  await chmod(keys, 0o666);
+  const written = await runBounded(['ca', 'token', '--dir', ca, '--service', 'orders']);
+  t.equal(written.code, 1, 'token-keys.json writable by others: refused');
+  t.match(written.stderr, new RegExp(`^meshcar: ${escape(keys)} in the CA folder is writable by group and others \\(mode 0666\\), who could replace it; run "chmod go-w ${escape(keys)}"\\n$`));
+  await chmod(keys, 0o644);
+  t.equal((await runCli(['ca', 'token', '--dir', ca, '--service', 'orders'])).code, 0, 'every key 0600 and no file writable by others: fine again');
+});
