@@ -62,7 +62,10 @@ export class FrameReceiver implements FrameHandler {
     if (budget !== undefined && flowLength > 0) {
       if (!budget.fits(flowLength)) {
         c.returnCredit(DISCARD, flowLength, false);
-        return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'buffer_limit');
+        // ours, not the peer's doing (it stayed inside the windows we granted; the app is slow to
+        // read): not counted toward MadeYouReset, or a caller's connection, healthy streams and
+        // all, went once maxResetsPer10s of them came (a review), as refused_stream is not
+        return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'buffer_limit', false);
       }
       // given back with the stream's credit (connection.ts: returnCredit) or at the connection's end
       budget.held += flowLength;

@@ -100,6 +100,34 @@ t.test('the HTTP/2 connections of one caller identity share one budget for unrea
   t.same(calmed(again, againIds), [], 'once those connections closed, the caller (still connected) has its whole budget again');
 });
 
+// those resets are ours (the app does not read, the budget is full), not the caller's doing: a
+// caller inside its windows had its connection closed as MadeYouReset once they passed
+// maxResetsPer10s, every healthy stream on it with it (a review)
+t.test("the budget's resets are not the caller's abuse: its connection stays, past maxResetsPer10s of them", async (t) => {
+  const fx = await startInbound({
+    codec: 'meshcar',
+    app: { protocol: 'http', handler: neverReads },
+    timeoutMs: 30_000,
+    limits: { maxBufferedPerCaller: BUDGET, maxAppSockets: 1, maxResetsPer10s: 10 },
+  });
+  t.teardown(async () => {
+    for (const req of held) req.socket.destroy();
+    await fx.close();
+  });
+  const open: RawH2Connection[] = [];
+  t.teardown(() => open.forEach((c) => c.destroy()));
+  const first = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+  open.push(first);
+  fillStreams(first, 1, 8); // the budget, full
+  await pingRoundTrip(first, 1);
+  const second = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+  open.push(second);
+  const ids = fillStreams(second, 1, 30);
+  await pingRoundTrip(second, 2);
+  t.same(calmed(second, ids), ids, 'each upload past the budget reset ENHANCE_YOUR_CALM (30, three times maxResetsPer10s)');
+  t.same(second.frames.filter((f) => f.type === FRAME.GOAWAY).map(errorCodeOf), [], 'and no GOAWAY: the connection serves on');
+});
+
 t.test('bytes the app reads leave the budget: uploads far larger than it pass, several at once', async (t) => {
   const counts = (req: IncomingMessage, res: ServerResponse) => {
     let bytes = 0;
