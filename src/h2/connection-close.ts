@@ -94,6 +94,7 @@ export function terminate(c: H2Connection, reason: ConnectionCloseReason, code: 
   c.closeReason ??= reason;
   if (c.closeReason === reason) c.closeCode = code;
   if (c.settingsTimer) clearTimeout(c.settingsTimer);
+  c.blocks.stop();
   // the rest of the socket chunk being read (a user callback destroyed us mid-chunk) is not processed
   c.reader.stop();
   c.pings.failAll(new SessionClosingError('the HTTP/2 connection closed'));

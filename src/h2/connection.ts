@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { CLIENT_PREFACE, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_STREAM_ID, defaultSettings, type Settings } from './constants.js';
-import { closeGracefully, sendGoaway, terminate } from './connection-close.js';
+import { closeGracefully, failConnection, sendGoaway, terminate } from './connection-close.js';
 import type { H2ConnectionOptions, H2Observer, HeadersTooLargeAnswer, RequestOptions } from './connection-options.js';
 import { openOnSocket, socketDataHandler } from './connection-socket.js';
 import { HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
@@ -112,7 +112,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.settingsBudget = new WindowBudget(limits.maxSettingsPerWindow, limits.budgetWindowMs);
     this.pingBudget = new WindowBudget(limits.maxPingsPerWindow, limits.budgetWindowMs);
     this.resetBudget = new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs);
-    this.blocks = new HeaderBlockAssembler(limits.maxHeaderBlockBytes, limits.maxContinuationFrames);
+    this.blocks = new HeaderBlockAssembler(limits.maxHeaderBlockBytes, limits.maxContinuationFrames, limits.headerBlockTimeoutMs, (fault) => failConnection(this, fault));
     // until the peer ACKs a smaller table it may still use the default one
     this.decoder = new HpackDecoder({ maxTableSize: Math.max(DEFAULT_HEADER_TABLE_SIZE, limits.headerTableSize), maxHeaderListSize: limits.maxHeaderListSize });
     this.encoder = new HpackEncoder({ huffman: options.huffman ?? false, ...(options.sensitiveHeaders ? { sensitiveHeaders: options.sensitiveHeaders } : {}) });

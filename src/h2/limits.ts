@@ -19,6 +19,8 @@ export interface H2Limits {
   readonly maxHeaderBlockBytes: number;
   /** CONTINUATION frames in one header block. */
   readonly maxContinuationFrames: number;
+  /** Time a header block spanning frames has to end (END_HEADERS); beyond: continuation_flood. */
+  readonly headerBlockTimeoutMs: number;
   /** Largest frame we accept (SETTINGS_MAX_FRAME_SIZE). */
   readonly maxFrameSize: number;
   /** HPACK dynamic table size we allow the peer's encoder (SETTINGS_HEADER_TABLE_SIZE). */
@@ -92,6 +94,7 @@ export const DEFAULT_LIMITS: H2Limits = Object.freeze({
   maxHeaderBlockBytes: 64 * 1024,
   maxHeaderFields: 256,
   maxContinuationFrames: 16,
+  headerBlockTimeoutMs: 10_000,
   maxFrameSize: 16_384,
   headerTableSize: 4_096,
   initialWindowSize: DEFAULT_STREAM_WINDOW,

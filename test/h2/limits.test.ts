@@ -52,6 +52,39 @@ t.test('a peer that never acknowledges our SETTINGS gets SETTINGS_TIMEOUT', asyn
   socket.destroy();
 });
 
+// no other frame may come between a HEADERS without END_HEADERS and its last CONTINUATION, and
+// the fragments are copies kept outside any body budget: a peer holding a block open sat until
+// the connection's maximum age (a review)
+t.test('a header block not finished in time ends the connection as continuation_flood; one finished in time does not', async (t) => {
+  const server = await startOurServer((stream: H2Stream) => stream.on('error', () => {}), { limits: { headerBlockTimeoutMs: 200 } });
+  t.teardown(server.close);
+  const open = async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(Buffer.concat([CLIENT_PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0)), frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0))]));
+    return socket;
+  };
+  // :method GET, :scheme http (static indexes), then :path / and :authority x
+  const head = Buffer.from([0x82, 0x86]);
+  const rest = Buffer.from([0x84, 0x41, 0x01, 0x78]);
+
+  const finished = await open();
+  t.teardown(() => finished.destroy());
+  const finishedGoaway = goawayCode(finished);
+  finished.write(frame(FrameType.HEADERS, Flag.END_STREAM, 1, head));
+  finished.write(frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, rest));
+  const quiet = await Promise.race([finishedGoaway, new Promise<string>((done) => setTimeout(() => done('no GOAWAY'), 600))]);
+  t.equal(quiet, 'no GOAWAY', 'a block finished by its CONTINUATION: the timer is gone with it');
+
+  const held = await open();
+  t.teardown(() => held.destroy());
+  const started = Date.now();
+  held.write(frame(FrameType.HEADERS, Flag.END_STREAM, 3, head)); // no END_HEADERS, and nothing after it
+  t.equal(await goawayCode(held), ErrorCode.ENHANCE_YOUR_CALM, 'a block left open: GOAWAY ENHANCE_YOUR_CALM');
+  t.ok(Date.now() - started >= 190, `not before the timeout (${Date.now() - started} ms)`);
+  t.same(server.observer.closed, [{ reason: 'continuation_flood', code: ErrorCode.ENHANCE_YOUR_CALM }], 'counted as continuation_flood, once');
+});
+
 t.test('a peer that floods PINGs and never reads is cut off before the answers pile up', async (t) => {
   const server = await startOurServer(() => {}, { limits: { maxPingsPerWindow: 1e9, maxOutboundBuffer: 256 * 1024 } });
   t.teardown(server.close);
