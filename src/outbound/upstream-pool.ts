@@ -83,6 +83,8 @@ export class UpstreamPool {
   pending = 0;
   /** WebSocket tunnels open or opening: each holds a circuit slot (maxRequests) as a request does. */
   tunnels = 0;
+  /** Why a reload revoked this pool's tunnels (cutTunnels); a tunnel whose 101 comes after is refused. */
+  tunnelsRevoked: string | undefined = undefined;
   /** Requests waiting out a retry's backoff: they come back to this pool (attempt-retry.ts). */
   retrying = 0;
   /** One function for every stream's 'response' and 'close', not a closure per request. */
@@ -260,6 +262,8 @@ export class UpstreamPool {
    * sessions do, are cut, as a trust bundle that drops their upstream cuts them.
    */
   cutTunnels(why: string): void {
+    // a tunnel still dialling or awaiting its 101 has no guard yet: it is refused at its 101
+    this.tunnelsRevoked = why;
     for (const guard of [...this.tunnelGuards]) guard.revoke(why);
   }
 
@@ -272,12 +276,13 @@ export class UpstreamPool {
   }
 
   /**
-   * No stream open or awaited, no retry waiting to come back, no session, no WebSocket tunnel:
-   * a retired pool in this state holds nothing and can go. A tunnel keeps it: only pools kept
-   * are told of a new trust bundle, which must still cut a tunnel whose upstream it drops.
+   * No stream open or awaited, no retry waiting to come back, no session, no WebSocket tunnel
+   * open or opening: a retired pool in this state holds nothing and can go. A tunnel keeps it:
+   * only pools kept are told of a new trust bundle or a reload's identity change, which must
+   * still reach a tunnel whose upstream they drop (one opening when the pool was retired too).
    */
   isIdle(): boolean {
-    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0 && this.tunnelGuards.size === 0;
+    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0 && this.tunnels === 0 && this.tunnelGuards.size === 0;
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */

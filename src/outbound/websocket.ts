@@ -259,6 +259,14 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
         pool.deps.logger.info({ upstream: pool.name, endpoint: endpointKey, path: loggedPath(exchange.path), requestId: exchange.requestId }, `WebSocket tunnel cut: no bytes either way for ${formatDuration(pool.tunnelIdleTimeoutMs)} (tunnelIdleTimeout)`);
         cut();
       });
+      // a reload named another identity for this upstream while the upgrade was answered (no
+      // guard watched it then: cutTunnels): the peer is no longer the one the config names, and
+      // the tunnel, set up as any, is cut as it opens, as one open at the reload was
+      const revoked = pool.tunnelsRevoked;
+      if (revoked === undefined) return;
+      if (guard) return guard.revoke(revoked);
+      pool.deps.logger.warn({ upstream: pool.name, endpoint: endpointKey }, `WebSocket tunnel cut: ${revoked}`);
+      cut();
     });
     handshake.on('response', (res: IncomingMessage) => {
       // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection

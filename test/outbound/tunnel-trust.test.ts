@@ -12,7 +12,7 @@ import { memoryLogger } from '../helpers/ca.js';
 import { SERVER_ID, TD } from '../helpers/inbound-fixture.js';
 import { APP_ID } from '../helpers/outbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
-import { closedWithin, openTunnel, startTunnelPair, switchingFarApp } from '../helpers/tunnel-pair.js';
+import { closedWithin, endings, openTunnel, startTunnelPair, switchingFarApp, SWITCHING, type FarApp } from '../helpers/tunnel-pair.js';
 
 for (const side of ['outbound', 'inbound'] as const) {
   t.test(`the ${side} sidecar's bundle drops the peer's root: its tunnel is cut, with resets and a warn line`, async (t) => {
@@ -90,4 +90,38 @@ t.test("a reload that changes the upstream's identity cuts its tunnels; one that
   const warned = lines.filter((line) => line.level === 40 && /identity/.test(String(line.msg)));
   t.equal(warned.length, 1, `one warn line (${JSON.stringify(warned.map((line) => line.msg))})`);
   t.match(String(warned[0]?.msg), /svc\/other/, 'naming the new identity');
+});
+
+// a tunnel's guard joins its pool at the 101: one still opening when the reload came was never
+// cut, and its retired pool, idle to all appearances, was let go, so no later reload or bundle
+// change reached it either (a re-review)
+t.test("a tunnel still opening when a reload changes the upstream's identity is cut as it opens; its pool is kept meanwhile", async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  let release: (() => void) | undefined;
+  let farSeen: ReturnType<typeof endings> | undefined;
+  const far: FarApp = (socket) => {
+    farSeen = endings(socket);
+    release = () => {
+      socket.write(SWITCHING);
+      socket.resume();
+    };
+  };
+  const pair = await startTunnelPair(far, { outboundLogger: memoryLogger(lines) });
+  t.teardown(() => pair.close());
+  const fx = pair.outbound;
+  const opening = openTunnel(fx.port);
+  for (let i = 0; i < 250 && release === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(release, 'the far app has the upgrade');
+  fx.outbound.setUpstreams([{ name: 'orders', endpoints: [parseEndpoint(`127.0.0.1:${pair.inbound.port}`) as Endpoint], identity: `spiffe://${TD}/svc/other`, timeoutMs: 5000, routes: [] }]);
+  t.equal(fx.outbound.retiredPools, 1, 'the retired pool is kept while its tunnel opens');
+  release?.();
+  const tunnel = await opening;
+  // the reset comes right behind the 101: libuv reads it as an end (tunnel-reset.ts), or a reset
+  const ended = await closedWithin({ events: tunnel.events, closed: new Promise<void>((done) => (tunnel.events.length > 0 ? done() : tunnel.socket.once('end', done).once('error', () => done()))) }, 3000);
+  t.ok(ended.includes('end') || ended.includes('error:ECONNRESET'), `the calling app's tunnel ended as it opened (${ended.join(', ')})`);
+  tunnel.socket.destroy();
+  t.match(await closedWithin(farSeen!, 3000), ['error:ECONNRESET', 'close'], "the far app's end closed with a reset too");
+  const warned = lines.filter((line) => line.level === 40 && /identity/.test(String(line.msg)));
+  t.equal(warned.length, 1, `one warn line (${JSON.stringify(warned.map((line) => line.msg))})`);
+  t.match(String(warned[0]?.msg), /svc\/other/, 'naming the identity the reload named');
 });
