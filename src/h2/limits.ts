@@ -201,6 +201,8 @@ export class ResetBudget {
   private completed = 0;
   /** Resets at their streams' deadlines (peerResetKind), in a budget of their own. */
   private atDeadline = 0;
+  /** Streams we reset because the peers' shared body budget was full (bufferLimitReset), in a budget of their own. */
+  private bufferLimited = 0;
   constructor(
     private readonly max: number,
     private readonly windowMs: number,
@@ -209,7 +211,7 @@ export class ResetBudget {
   private roll(nowMs: number): void {
     if (nowMs - this.startMs >= this.windowMs) {
       this.startMs = nowMs;
-      this.peerResets = this.provoked = this.completed = this.atDeadline = 0;
+      this.peerResets = this.provoked = this.completed = this.atDeadline = this.bufferLimited = 0;
     }
   }
 
@@ -229,6 +231,19 @@ export class ResetBudget {
     this.roll(nowMs);
     this.atDeadline++;
     return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : undefined;
+  }
+
+  /**
+   * We reset a stream because the bodies the peers sharing a ReceiveBudget hold fill it: not
+   * the peer's fault (it stayed inside its windows; the app reads slowly), so not in reset()'s
+   * budget, whose 200 an honest uploader reached; but a caller that keeps opening streams into
+   * a full budget costs us each stream's setup, so they have a budget of their own, as resets
+   * at deadlines do: DEADLINE_RESETS_FACTOR times `max`, and more than the streams completed.
+   */
+  bufferLimitReset(nowMs: number): 'made_you_reset' | undefined {
+    this.roll(nowMs);
+    this.bufferLimited++;
+    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : undefined;
   }
 
   /** Returns the abuse reason when the budget is exhausted, else undefined. */

@@ -64,8 +64,12 @@ export class FrameReceiver implements FrameHandler {
         c.returnCredit(DISCARD, flowLength, false);
         // ours, not the peer's doing (it stayed inside the windows we granted; the app is slow to
         // read): not counted toward MadeYouReset, or a caller's connection, healthy streams and
-        // all, went once maxResetsPer10s of them came (a review), as refused_stream is not
-        return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'buffer_limit', false);
+        // all, went once maxResetsPer10s of them came (a review); but in a looser budget of
+        // their own, or a caller could open streams into a full budget without end (a re-review)
+        streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'buffer_limit', false);
+        const abuse = c.resetBudget.bufferLimitReset(performance.now());
+        if (abuse) throw new ConnectionFault(abuse, ErrorCode.ENHANCE_YOUR_CALM, 'the peer keeps opening streams while its bodies fill the budget');
+        return;
       }
       // given back with the stream's credit (connection.ts: returnCredit) or at the connection's end
       budget.held += flowLength;

@@ -103,7 +103,7 @@ t.test('the HTTP/2 connections of one caller identity share one budget for unrea
 // those resets are ours (the app does not read, the budget is full), not the caller's doing: a
 // caller inside its windows had its connection closed as MadeYouReset once they passed
 // maxResetsPer10s, every healthy stream on it with it (a review)
-t.test("the budget's resets are not the caller's abuse: its connection stays, past maxResetsPer10s of them", async (t) => {
+t.test("the budget's resets are not the caller's abuse: its connection stays past maxResetsPer10s of them, not past ten times as many", async (t) => {
   const fx = await startInbound({
     codec: 'meshcar',
     app: { protocol: 'http', handler: neverReads },
@@ -126,6 +126,19 @@ t.test("the budget's resets are not the caller's abuse: its connection stays, pa
   await pingRoundTrip(second, 2);
   t.same(calmed(second, ids), ids, 'each upload past the budget reset ENHANCE_YOUR_CALM (30, three times maxResetsPer10s)');
   t.same(second.frames.filter((f) => f.type === FRAME.GOAWAY).map(errorCodeOf), [], 'and no GOAWAY: the connection serves on');
+
+  // but they have a budget of their own, ten times looser: a caller that keeps opening streams
+  // into the full budget (each costing us a stream's setup) is cut off (a re-review)
+  const more: number[] = [];
+  for (let i = 0; i < 80; i++) {
+    const id = 61 + 2 * i;
+    more.push(id);
+    second.write(requestHeaders(id, [[':method', 'POST'], [':scheme', 'https'], [':path', `/upload/${id}`], [':authority', 'orders']], false));
+    second.write(frame(FRAME.DATA, 0, id, chunk));
+  }
+  await Promise.race([second.closed, new Promise((done) => setTimeout(done, 5000))]);
+  const goaways = second.frames.filter((f) => f.type === FRAME.GOAWAY).map(errorCodeOf);
+  t.same(goaways, [ERROR.ENHANCE_YOUR_CALM], `past 100 such resets (maxResetsPer10s × 10) with none completed: GOAWAY ENHANCE_YOUR_CALM (${calmed(second, more).length} more reset first)`);
 });
 
 t.test('bytes the app reads leave the budget: uploads far larger than it pass, several at once', async (t) => {
