@@ -109,7 +109,7 @@ function verdictOf(name: string, headers: IncomingHttpHeaders, named: Set<string
 export function dropConnectionOptions<T extends IncomingHttpHeaders>(headers: T): T {
   const connection = headers.connection;
   const named = connection ? connectionScoped(connection) : undefined;
-  if (named !== undefined) for (const name of named) if (!HOP_BY_HOP.has(name) && name in headers) delete headers[name];
+  if (named !== undefined) for (const name of named) if (!HOP_BY_HOP.has(name) && Object.hasOwn(headers, name)) delete headers[name];
   return headers;
 }
 

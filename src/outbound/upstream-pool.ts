@@ -83,7 +83,10 @@ export class UpstreamPool {
   pending = 0;
   /** WebSocket tunnels open or opening: each holds a circuit slot (maxRequests) as a request does. */
   tunnels = 0;
-  /** Why a reload revoked this pool's tunnels (cutTunnels); a tunnel whose 101 comes after is refused. */
+  /**
+   * Why a reload revoked this pool's tunnels (cutTunnels); a tunnel whose 101 comes after is cut
+   * as it opens. Never cleared: only a retired pool is revoked, and it never serves again.
+   */
   tunnelsRevoked: string | undefined = undefined;
   /** Requests waiting out a retry's backoff: they come back to this pool (attempt-retry.ts). */
   retrying = 0;
