@@ -146,13 +146,12 @@ export async function fileFingerprint(path: string): Promise<string> {
  * The CA folder must exist, be a folder (checked first, so a bad --dir is one line, not the
  * lock's or a read's errno) and be its user's alone: whoever else can write to it can replace
  * the keys, the bundle or state.json (a rename needs only the folder's write bit). So must what
- * it holds (requirePrivateEntries), unless `entries` is false (ca init writes each file anew: a
- * half-made CA whose files a Kubernetes fsGroup pass opened to the group is finished, not refused).
+ * it holds (requirePrivateEntries).
  */
-export async function requirePrivateCaFolder(dir: string, entries = true): Promise<void> {
+export async function requirePrivateCaFolder(dir: string): Promise<void> {
   await requireFolder(dir, `run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
   const others = otherWriters(await stat(dir));
-  if (others === undefined) return entries ? requirePrivateEntries(dir) : undefined;
+  if (others === undefined) return requirePrivateEntries(dir);
   if ('owner' in others) {
     throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${shellWord(dir)} && chmod 700 ${shellWord(dir)}" (as root), or run meshcar as its owner`);
   }

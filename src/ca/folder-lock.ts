@@ -53,8 +53,6 @@ export interface LockWait {
    * from when the request came, not from when its turn in the process's queue came.
    */
   readonly until?: number;
-  /** false: the files in the folder are not checked (ca init, which writes each of them anew: requirePrivateCaFolder). */
-  readonly entries?: boolean;
 }
 
 /**
@@ -88,7 +86,7 @@ interface SeenLock {
 
 export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait: LockWait = {}): Promise<T> {
   // every command that changes the folder comes through here: none writes keys into a shared one
-  await requirePrivateCaFolder(dir, wait.entries !== false);
+  await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
   // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
   const started = performance.now();

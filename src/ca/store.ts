@@ -113,7 +113,7 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
     // the commit: from this rename on the folder is a CA
     await writeCaState(dir, {}, marked);
     return { finished: previous.initializing !== undefined };
-  }, { entries: false });
+  });
 }
 
 /**

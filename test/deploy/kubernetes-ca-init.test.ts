@@ -5,7 +5,7 @@
 // every renewal in the mesh failing within a day; Kubernetes review, HIGH).
 
 import t from 'tap';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCaInitContainer } from '../helpers/ca-init-container.js';
 
@@ -61,4 +61,21 @@ t.test('part of a CA left (its issuer key lost) and the bundle ConfigMap: ca ini
   t.equal(run.code, 1, 'the init container fails');
   t.match(run.stderr, /holds part of a CA \(.*missing issuer\.key\)/, run.stderr);
   t.notMatch(run.stderr, /holds no CA/);
+});
+
+// every ca command, init too, refuses a CA folder whose files others can read or write: a kill
+// before the kubelet's fsGroup pass was undone (it gives the group read and write on everything
+// of a volume whose root did not match) left init refused and the CA crash-looping (a re-review)
+t.test('an init killed midway, its files then opened to the group by an fsGroup pass: the init container finishes it', async (t) => {
+  const root = t.testdir({ data: {} });
+  t.equal((await runInit(root)).code, 0);
+  const ca = join(root, 'data', 'ca');
+  await writeFile(join(ca, 'state.json'), `${JSON.stringify({ initializing: { since: new Date().toISOString(), trustDomain: 'mesh.local' }, generation: 1 })}\n`);
+  for (const name of await readdir(ca)) await chmod(join(ca, name), 0o660);
+  await chmod(ca, 0o770);
+  const run = await runInit(root);
+  t.equal(run.code, 0, `the init container succeeds (${run.stderr.trim()})`);
+  t.equal((await stat(join(ca, 'root.key'))).mode & 0o777, 0o600, 'its keys are 0600');
+  t.equal((await stat(ca)).mode & 0o777, 0o700, 'its folder 0700');
+  t.notMatch(await readFile(join(ca, 'state.json'), 'utf8'), /initializing/, 'the init finished');
 });
