@@ -176,9 +176,9 @@ async function requirePrivateEntries(dir: string): Promise<void> {
     if (others !== undefined && 'owner' in others) {
       throw new MeshcarError('forbidden', `${path} in the CA folder is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); run "chown ${others.uid} ${shellWord(path)}" (as root), or run meshcar as its owner`);
     }
-    const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
     if (info.isFile() && name.endsWith('.key') && (info.mode & 0o077) !== 0) {
-      throw new MeshcarError('forbidden', `the CA key ${path} can be read or written by ${(info.mode & 0o070) !== 0 ? ((info.mode & 0o007) !== 0 ? 'group and others' : 'its group') : 'others'} (mode ${mode}), who could sign with it; run "chmod 600 ${shellWord(path)}"`);
+      const who = (info.mode & 0o070) !== 0 ? ((info.mode & 0o007) !== 0 ? 'group and others' : 'its group') : 'others';
+      throw new MeshcarError('forbidden', `the CA key ${path} can be read or written by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could sign with it; run "chmod 600 ${shellWord(path)}"`);
     }
     if (others !== undefined) throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${others.who} (mode ${others.mode}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
   }

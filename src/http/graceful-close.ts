@@ -16,15 +16,14 @@ export type GracefulClose = ((graceMs: number) => Promise<void>) & { readonly tr
 
 /** Tracks `server`'s connections and responses in progress; the function returned closes it as above. */
 export function gracefulCloser(server: Server | HttpsServer): GracefulClose {
-  /** Each response still to be sent, with the TCP connection its request came on. */
-  const answering = new Map<ServerResponse, Socket>();
   /**
-   * The responses of each connection still tracked: Node never emits 'close' on a pipelined
-   * response still queued when its connection closes (a 400 that closes it, the pipelining cut),
-   * so they are forgotten with their connection. Kept until their own 'close', they piled up:
-   * 14,872 responses and 1.4 GB of heap in 40 s from one client of the admin port or the CA (a review).
+   * The responses still to be sent, by the connection their requests came on. Forgotten with
+   * their connection too: Node never emits 'close' on a pipelined response still queued when its
+   * connection closes (a 400 that closes it, the pipelining cut). Kept until their own 'close',
+   * they piled up: 14,872 responses and 1.4 GB of heap in 40 s from one client of the admin port
+   * or the CA (a review).
    */
-  const byConnection = new Map<Socket, Set<ServerResponse>>();
+  const answering = new Map<Socket, Set<ServerResponse>>();
   /** Every accepted TCP connection (for HTTPS, from before its TLS handshake). */
   const connections = new Set<Socket>();
   let closing = false;
@@ -36,27 +35,20 @@ export function gracefulCloser(server: Server | HttpsServer): GracefulClose {
     if (closing) res.shouldKeepAlive = false;
     const connection = req.socket;
     if (connection.closed) return; // gone already: its response is never sent, nothing to wait for
-    answering.set(res, tcpUnder(connection) ?? connection);
-    let responses = byConnection.get(connection);
+    let responses = answering.get(connection);
     if (responses === undefined) {
-      const own = (responses = new Set());
-      byConnection.set(connection, own);
-      connection.once('close', () => {
-        for (const queued of own) answering.delete(queued);
-        byConnection.delete(connection);
-      });
+      responses = new Set();
+      answering.set(connection, responses);
+      connection.once('close', () => answering.delete(connection));
     }
     const own = responses;
     own.add(res);
-    res.once('close', () => {
-      answering.delete(res);
-      own.delete(res);
-    });
+    res.once('close', () => own.delete(res));
   });
   const close = (graceMs: number) =>
     new Promise<void>((resolve) => {
       closing = true;
-      for (const res of answering.keys()) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const responses of answering.values()) for (const res of responses) if (!res.headersSent) res.shouldKeepAlive = false;
       const cut = setTimeout(() => server.closeAllConnections(), graceMs);
       server.close(() => {
         clearTimeout(cut);
@@ -66,8 +58,14 @@ export function gracefulCloser(server: Server | HttpsServer): GracefulClose {
       // TLS handshake under way, or done with nothing sent) or whose head is half sent: the
       // close waited the whole grace for it, and anyone who reached the port added 10 s to
       // every `ca serve` stop
-      const busy = new Set(answering.values());
+      const busy = new Set<Socket>();
+      for (const [connection, responses] of answering) if (responses.size > 0) busy.add(tcpUnder(connection) ?? connection);
       for (const socket of connections) if (!busy.has(socket)) socket.destroy();
     });
-  return Object.assign(close, { tracked: () => answering.size });
+  const tracked = () => {
+    let count = 0;
+    for (const responses of answering.values()) count += responses.size;
+    return count;
+  };
+  return Object.assign(close, { tracked });
 }

@@ -17,7 +17,7 @@ import type { MeshcarError } from '../errors.js';
 import { refusedRequest } from '../http/client-error.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';
-import { type OutboundContext } from './exchange.js';
+import type { OutboundContext } from './exchange.js';
 import { UNKNOWN_PEER } from '../metrics/unknown-peer.js';
 import { forwardH2c } from './forward-h2c.js';
 import { endGrpcCalls, GRPC_CUT_GRACE_MS } from './drain-grpc.js';

@@ -55,8 +55,7 @@ export class UpstreamPathGuard {
     if (this.stopped) return;
     if (this.origin.material?.anchorsPem === trust.anchorsPem) return;
     if (originChains(this.origin, trust.roots)) return;
-    this.stop();
-    this.ends.cut("the upstream's certificate no longer chains to a root of the trust bundle");
+    this.revoke("the upstream's certificate no longer chains to a root of the trust bundle");
   }
 
   /**
@@ -69,7 +68,7 @@ export class UpstreamPathGuard {
     this.trustChanged({ anchorsPem, roots: bundleRoots(anchorsPem) });
   }
 
-  /** The config no longer vouches for this upstream (a reload changed its identity or removed it): cut now. */
+  /** Neither the bundle nor the config vouches for this upstream any more (a reload changed its identity): cut now. */
   revoke(why: string): void {
     if (this.stopped) return;
     this.stop();

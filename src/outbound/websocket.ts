@@ -212,13 +212,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       markTunnel(socket, cut);
       // nor past the upstream's certificate path, nor a bundle change that no longer vouches for
       // it (upstream-trust.ts, via the pool as its sessions): a tunnel cannot wind down, so it is cut then
-      const guard = UpstreamPathGuard.watch(up, {
-        retire: () => undefined,
-        cut: (why) => {
-          pool.deps.logger.warn({ upstream: pool.name, endpoint: endpointKey }, `WebSocket tunnel cut: ${why}`);
-          cut();
-        },
-      });
+      const cutFor = (why: string) => {
+        pool.deps.logger.warn({ upstream: pool.name, endpoint: endpointKey }, `WebSocket tunnel cut: ${why}`);
+        cut();
+      };
+      const guard = UpstreamPathGuard.watch(up, { retire: () => undefined, cut: cutFor });
       if (guard) pool.tunnelGuards.add(guard);
       up.once('close', () => {
         guard?.stop();
@@ -264,9 +262,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // the tunnel, set up as any, is cut as it opens, as one open at the reload was
       const revoked = pool.tunnelsRevoked;
       if (revoked === undefined) return;
-      if (guard) return guard.revoke(revoked);
-      pool.deps.logger.warn({ upstream: pool.name, endpoint: endpointKey }, `WebSocket tunnel cut: ${revoked}`);
-      cut();
+      if (guard) guard.revoke(revoked);
+      else cutFor(revoked);
     });
     handshake.on('response', (res: IncomingMessage) => {
       // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection
