@@ -46,7 +46,9 @@ t.test('1 MiB pointers failing at their end are refused in a pass', async (t) =>
     const started = performance.now();
     t.notOk(isJsonPointer(text) && isRelativeJsonPointer(text));
     const ms = performance.now() - started;
-    t.ok(ms < 50, `${JSON.stringify(text.slice(0, 6))}…: ${ms.toFixed(1)} ms (the expressions: 250-350 ms)`);
+    // well under the fault (the expressions' 250-350 ms), with room for a busy 2-core host: a
+    // clean-clone run of the suite took 51.8 ms for the third over a bound of 50
+    t.ok(ms < 150, `${JSON.stringify(text.slice(0, 6))}…: ${ms.toFixed(1)} ms (the expressions: 250-350 ms)`);
   }
 });
 
