@@ -7,7 +7,7 @@
 // blocking, up to the cap and for at most PIPE_DEADLINE_MS; a device, socket or folder is
 // refused. Shared by the config, schema and identity layers, which must not depend on each other.
 
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 
@@ -28,13 +28,16 @@ export class BoundedReadError extends Error {
 /**
  * The file's bytes, at most `maxBytes`; a BoundedReadError when it is not a regular file or
  * holds more (checked before reading, and while reading: a file that grows is still stopped).
- * Other failures (ENOENT, EACCES) are thrown as the fs module throws them.
+ * Other failures (ENOENT, EACCES) are thrown as the fs module throws them. `inspect` sees the
+ * opened file's own stats before anything is read and may throw: a check of who wrote the file
+ * that a path swapped between a stat() and the open cannot pass (disk-store.ts).
  */
-export async function readBoundedFile(file: string, maxBytes: number, pipeDeadlineMs = PIPE_DEADLINE_MS): Promise<Buffer> {
+export async function readBoundedFile(file: string, maxBytes: number, pipeDeadlineMs = PIPE_DEADLINE_MS, inspect?: (stats: Stats) => void): Promise<Buffer> {
   // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stats = await handle.stat();
+    inspect?.(stats);
     if (stats.isFIFO()) return await readPipe(handle, maxBytes, pipeDeadlineMs);
     if (!stats.isFile()) throw new BoundedReadError(`is ${stats.isDirectory() ? 'a directory' : 'not a regular file or a pipe (a device or a socket)'}`, 'not_a_file');
     const size = stats.size;
@@ -95,7 +98,7 @@ async function readPipe(handle: FileHandle, maxBytes: number, deadlineMs: number
 /** How often a pipe with nothing to read yet is asked again. */
 const PIPE_POLL_MS = 5;
 
-/** The file as UTF-8 text, bounded as readBoundedFile reads it. */
-export async function readBoundedText(file: string, maxBytes: number): Promise<string> {
-  return (await readBoundedFile(file, maxBytes)).toString('utf8');
+/** The file as UTF-8 text, bounded (and inspected) as readBoundedFile reads it. */
+export async function readBoundedText(file: string, maxBytes: number, inspect?: (stats: Stats) => void): Promise<string> {
+  return (await readBoundedFile(file, maxBytes, PIPE_DEADLINE_MS, inspect)).toString('utf8');
 }

@@ -10,7 +10,8 @@
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -72,6 +73,41 @@ async function writeNewFile(file: string, content: string, mode: number): Promis
 
 const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
+/**
+ * Why a file the store opened may hold what someone else wrote, judged on the opened file itself
+ * (undefined: ours, or root's, and writable by its owner only). The folder is checked by path
+ * first, but the path is opened again for each file: whoever may write a folder above
+ * identity.dir can swap it for a link to a folder of their own between the check and the open,
+ * and their set was served (a review's `nobody` loop won 2 restarts of 8). Files they make are
+ * theirs, whatever path leads to them.
+ */
+function notOurs(stats: Stats): string | undefined {
+  const others = otherWriters(stats);
+  if (others === undefined) return undefined;
+  if (!('owner' in others)) return `is writable by ${others.who} (mode ${others.mode})`;
+  // root's file: root may write anything of ours anyway (`sudo meshcar ca issue --out` made it)
+  if (others.owner !== 0) return `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}) or root`;
+  return (stats.mode & 0o022) === 0 ? undefined : `is root's but writable by others (mode ${(stats.mode & 0o7777).toString(8).padStart(4, '0')})`;
+}
+
+/**
+ * Makes a folder this store writes into exactly 0700, through a handle on the folder itself, and
+ * only a folder of this user's: by path, a chmod followed a link planted in its place (see
+ * notOurs) to whatever folder of ours it named.
+ */
+async function makePrivate(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    const stats = await handle.stat();
+    const uid = process.getuid?.();
+    if (uid !== undefined && stats.uid !== uid) throw new Error(`${dir} is owned by uid ${stats.uid}, not by the user running meshcar (uid ${uid}): not saving keys into it (chown it, or set another identity.dir)`);
+    // the mode mkdir gave is narrowed by the umask; an existing folder may be wider than we want
+    await handle.chmod(0o700);
+  } finally {
+    await handle.close();
+  }
+}
+
 export class DiskStore {
   readonly dir: string;
   private readonly logger: Logger;
@@ -96,8 +132,8 @@ export class DiskStore {
    */
   async save(svid: Svid): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    // an existing directory may be wider than we want; it holds private keys
-    await chmod(this.dir, 0o700);
+    // it holds private keys
+    await makePrivate(this.dir);
     // the set served now is the one kept as the fallback: after load() fell back from a broken
     // `current`, that broken set was kept and the working one pruned
     const previous = this.inUse ?? (await this.currentGeneration());
@@ -258,13 +294,15 @@ export class DiskStore {
 
   private async read(candidate: Candidate, expectedSpiffeId: string, now: Date): Promise<Svid> {
     const file = (name: keyof typeof STORE_FILES) => path.join(candidate.dir, STORE_FILES[name]);
-    const [privateKeyPem, chainPem, bundlePem] = await Promise.all([
-      readBoundedText(file('key'), MAX_PEM_FILE_BYTES),
-      readBoundedText(file('chain'), MAX_PEM_FILE_BYTES),
-      readBoundedText(file('bundle'), MAX_PEM_FILE_BYTES),
-    ]);
+    let keyMode = 0;
+    const readOurs = (name: keyof typeof STORE_FILES) =>
+      readBoundedText(file(name), MAX_PEM_FILE_BYTES, (stats) => {
+        const why = notOurs(stats);
+        if (why !== undefined) throw new Error(`${file(name)} ${why}, so it may not be ours`);
+        if (name === 'key') keyMode = stats.mode & 0o777;
+      });
+    const [privateKeyPem, chainPem, bundlePem] = await Promise.all([readOurs('key'), readOurs('chain'), readOurs('bundle')]);
     const svid = validateSvidSoon({ privateKeyPem, chainPem, bundlePem, paths: { chain: file('chain'), bundle: file('bundle') } }, expectedSpiffeId, now);
-    const keyMode = (await stat(file('key'))).mode & 0o777;
     if (keyMode & 0o077) {
       this.logger.warn({ file: file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);
     }
@@ -299,7 +337,7 @@ export class DiskStore {
         if (errnoOf(err) === 'EEXIST') continue;
         throw err;
       }
-      await chmod(path.join(this.dir, name), 0o700);
+      await makePrivate(path.join(this.dir, name));
       return name;
     }
   }
