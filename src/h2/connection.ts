@@ -111,7 +111,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.receiveBudget = options.receiveBudget;
     this.settingsBudget = new WindowBudget(limits.maxSettingsPerWindow, limits.budgetWindowMs);
     this.pingBudget = new WindowBudget(limits.maxPingsPerWindow, limits.budgetWindowMs);
-    this.resetBudget = new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs);
+    if (this.receiveBudget) this.receiveBudget.resets ??= new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs);
+    this.resetBudget = new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs, this.receiveBudget?.resets);
     this.blocks = new HeaderBlockAssembler(limits.maxHeaderBlockBytes, limits.maxContinuationFrames, limits.headerBlockTimeoutMs, (fault) => failConnection(this, fault));
     // until the peer ACKs a smaller table it may still use the default one
     this.decoder = new HpackDecoder({ maxTableSize: Math.max(DEFAULT_HEADER_TABLE_SIZE, limits.headerTableSize), maxHeaderListSize: limits.maxHeaderListSize });

@@ -206,6 +206,8 @@ export class ResetBudget {
   constructor(
     private readonly max: number,
     private readonly windowMs: number,
+    /** The budget of every connection sharing a ReceiveBudget: completed streams and buffer_limit resets count there too. */
+    private readonly shared?: ResetBudget,
   ) {}
 
   private roll(nowMs: number): void {
@@ -218,6 +220,7 @@ export class ResetBudget {
   completedStream(nowMs: number): void {
     this.roll(nowMs);
     this.completed++;
+    this.shared?.completedStream(nowMs);
   }
 
   /** The peer reset a stream we had not ended: a premature reset is counted (see reset()), any other is an ordinary end. */
@@ -238,12 +241,14 @@ export class ResetBudget {
    * the peer's fault (it stayed inside its windows; the app reads slowly), so not in reset()'s
    * budget, whose 200 an honest uploader reached; but a caller that keeps opening streams into
    * a full budget costs us each stream's setup, so they have a budget of their own, as resets
-   * at deadlines do: DEADLINE_RESETS_FACTOR times `max`, and more than the streams completed.
+   * at deadlines do: DEADLINE_RESETS_FACTOR times `max`, and more than the streams completed;
+   * on this connection, and (`shared`) across the connections sharing the body budget.
    */
   bufferLimitReset(nowMs: number): 'made_you_reset' | undefined {
     this.roll(nowMs);
     this.bufferLimited++;
-    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : undefined;
+    const sharedAbuse = this.shared?.bufferLimitReset(nowMs);
+    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : sharedAbuse;
   }
 
   /** Returns the abuse reason when the budget is exhausted, else undefined. */

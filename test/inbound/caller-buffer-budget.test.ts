@@ -160,3 +160,44 @@ t.test('bytes the app reads leave the budget: uploads far larger than it pass, s
   );
   t.same(fx.observer.streamErrors, [], 'none reset');
 });
+
+// that budget is the caller's, as the bodies' is: spread over connections (up to
+// maxConnectionsPerCaller), each connection's own allowance of such resets added up, and a
+// GOAWAY cost the caller only a reconnect (a re-review)
+t.test("the budget's resets are counted across the caller's connections too", async (t) => {
+  const fx = await startInbound({
+    codec: 'meshcar',
+    app: { protocol: 'http', handler: neverReads },
+    timeoutMs: 30_000,
+    limits: { maxBufferedPerCaller: BUDGET, maxAppSockets: 1, maxResetsPer10s: 10 },
+  });
+  t.teardown(async () => {
+    for (const req of held) req.socket.destroy();
+    await fx.close();
+  });
+  const open: RawH2Connection[] = [];
+  t.teardown(() => open.forEach((c) => c.destroy()));
+  const connect = async () => {
+    const raw = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+    open.push(raw);
+    return raw;
+  };
+  const filler = await connect();
+  fillStreams(filler, 1, 8); // the budget, full
+  await pingRoundTrip(filler, 1);
+  // five connections, 30 resets each: under one connection's 100, 150 for the caller
+  const spread: RawH2Connection[] = [];
+  for (let n = 0; n < 5; n++) {
+    const raw = await connect();
+    spread.push(raw);
+    for (let i = 0; i < 30; i++) {
+      const id = 1 + 2 * i;
+      raw.write(requestHeaders(id, [[':method', 'POST'], [':scheme', 'https'], [':path', `/upload/${id}`], [':authority', 'orders']], false));
+      raw.write(frame(FRAME.DATA, 0, id, chunk));
+    }
+    await Promise.race([pingRoundTrip(raw, 10 + n).catch(() => undefined), raw.closed]);
+  }
+  const goaways = spread.map((raw) => raw.frames.filter((f) => f.type === FRAME.GOAWAY).map(errorCodeOf));
+  t.same(goaways.slice(0, 3), [[], [], []], 'the first 90 resets (three connections): no GOAWAY');
+  t.same(goaways[4], [ERROR.ENHANCE_YOUR_CALM], `past 100 for the caller, its connections are cut though each had only 30 (${JSON.stringify(goaways)})`);
+});
