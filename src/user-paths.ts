@@ -4,7 +4,7 @@
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
 import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
-import { access, mkdir, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
@@ -158,10 +158,61 @@ export async function prepareOutFile(file: string): Promise<void> {
  */
 export type OtherWriters = { readonly owner: number; readonly uid: number } | { readonly who: 'group and others' | 'its group' | 'others'; readonly mode: string };
 
-export function otherWriters(info: Stats): OtherWriters | undefined {
-  const uid = process.getuid?.();
+export function otherWriters(info: Stats, uid = process.getuid?.()): OtherWriters | undefined {
   if (uid !== undefined && info.uid !== uid) return { owner: info.uid, uid };
   if ((info.mode & 0o022) === 0) return undefined;
   const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
   return { who, mode: (info.mode & 0o7777).toString(8).padStart(4, '0') };
+}
+
+/** The real path of `path` (links resolved), its missing tail kept as given (folders to be made). */
+export async function realFolderPath(path: string): Promise<string> {
+  let existing = resolve(path);
+  let rest = '';
+  for (;;) {
+    try {
+      const real = await realpath(existing);
+      return rest === '' ? real : join(real, rest);
+    } catch (err) {
+      const parent = dirname(existing);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === existing) return resolve(path);
+      rest = rest === '' ? basename(existing) : join(basename(existing), rest);
+      existing = parent;
+    }
+  }
+}
+
+/**
+ * Why another user could replace the folder `dir` (a real path: realFolderPath) through one of
+ * the folders above it, or undefined: a folder above it they own, or that its group or others
+ * may write, unless it is sticky and the entry below it is ours or root's (they may not rename
+ * another's entry there: /tmp), or it is the root of a file system (a volume: a Kubernetes
+ * emptyDir is world-writable, and only the containers that mount it reach it). ssh's
+ * StrictModes asks the same of a home folder. `uid`: the user the folder is for (the running one).
+ */
+export async function unsafeAncestor(dir: string, uid = process.getuid?.()): Promise<string | undefined> {
+  if (uid === undefined) return undefined;
+  let below = dir;
+  for (let folder = dirname(dir); ; below = folder, folder = dirname(folder)) {
+    const info = await stat(folder).catch(() => undefined);
+    // a missing one is made by us, below a folder judged here
+    if (info !== undefined) {
+      if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
+      if ((info.mode & 0o022) !== 0 && !(await isMountPoint(folder, info))) {
+        const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+        const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+        if ((info.mode & 0o1000) === 0) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
+        // sticky: only an entry's owner (or the folder's, or root) may rename it away; one not
+        // made yet is owned by whoever makes it first, and the folder's own check refuses another's
+        const entry = await lstat(below).catch(() => undefined);
+        if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${below} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
+      }
+    }
+    if (dirname(folder) === folder) return undefined;
+  }
+}
+
+async function isMountPoint(folder: string, info: Stats): Promise<boolean> {
+  const parent = dirname(folder);
+  return parent !== folder && (await stat(parent).then((p) => p.dev !== info.dev, () => false));
 }

@@ -2,13 +2,17 @@
 // do with the folder. A folder others can write makes it pass the stored SVID over (it may have
 // been planted) and spend the join token instead; a folder it cannot create or write makes it
 // spend the token on an SVID it cannot keep, so the next start needs another. Reading the SVID
-// files says neither: they read fine through a group-writable folder.
+// files says neither: they read fine through a group-writable folder. Nor do they say that a
+// folder above it lets another user swap it (the sidecar then neither uses nor saves an SVID
+// there), or that a file in it is another user's (passed over, as a set they may have planted).
 
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError } from '../errors.js';
 import { otherWriters } from '../user-paths.js';
+import { notOurs, placeStore, STORE_FILES } from '../identity/disk-store.js';
+import { join } from 'node:path';
 import { shellWord } from '../shell-word.js';
 
 export interface DirProblem {
@@ -19,6 +23,8 @@ export interface DirProblem {
    * gets with its token (it makes the folder 0700): a warning, the token check says if it can.
    */
   readonly refusesStored: boolean;
+  /** True when the sidecar will neither use a stored SVID nor keep one: its token is needed at every start. */
+  readonly needsToken?: boolean;
 }
 
 /** The nearest folder that exists on the way up from `path` (the one mkdir -p would write in), or what stands in its way. */
@@ -52,14 +58,28 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
     const what = missing ? `identity.dir ${dir} cannot be created: ${found.path} is not writable` : `identity.dir ${dir} is not writable`;
     return { message: `${what} (${describeError(err)}), so the sidecar cannot store an SVID: each start spends the join token again`, fix: `let the user running meshcar write ${found.path} (chown it to that user), or point identity.dir elsewhere`, refusesStored: false };
   }
-  if (missing) return undefined;
-  const others = otherWriters(await stat(dir));
-  // another owner is DiskStore's refusal too, but doctor is often run by another user (root)
-  // than the sidecar's: only the mode says the same thing whoever asks
-  if (others === undefined || 'owner' in others) return undefined;
-  return {
-    message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): the sidecar will not use an SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`,
-    fix: `chmod 700 ${shellWord(dir)}`,
-    refusesStored: true,
-  };
+  // doctor is often run by another user (root) than the sidecar's: the folder's owner is judged
+  // as the sidecar (a missing folder is made by whoever runs it: doctor's user, then)
+  const info = missing ? undefined : await stat(dir);
+  const { unsafe } = await placeStore(dir, info?.uid);
+  if (unsafe !== undefined) {
+    return { message: `identity.dir ${dir}: ${unsafe.replace(/: another user could swap it.*$/, '')}, so another user could swap it for a folder of theirs: the sidecar neither uses nor saves an SVID there, and each start spends the join token again`, fix: 'keep identity.dir under folders only its user or root may write (remove their group and others write bits, or give them the sticky bit as /tmp has)', refusesStored: false, needsToken: true };
+  }
+  if (info === undefined) return undefined;
+  const others = otherWriters(info, info.uid);
+  if (others !== undefined && !('owner' in others)) {
+    return {
+      message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): the sidecar will not use an SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`,
+      fix: `chmod 700 ${shellWord(dir)}`,
+      refusesStored: true,
+    };
+  }
+  for (const name of Object.values(STORE_FILES)) {
+    const file = join(dir, name);
+    const why = await stat(file).then((s) => notOurs(s, info.uid), () => undefined);
+    if (why !== undefined) {
+      return { message: `${file} ${why}: the sidecar will not use the SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`, fix: `chown the folder's files to the user running meshcar and chmod go-w them, or remove them`, refusesStored: true };
+    }
+  }
+  return undefined;
 }

@@ -80,7 +80,7 @@ export async function checkIdentity(config: SidecarConfig, now = new Date()): Pr
   // a folder others can write costs the token once (the sidecar then makes it 0700): a warning,
   // and the token check below says whether that token will do; one it cannot write fails
   const result = (folder.refusesStored ? warn : fail)('identity', `${folder.message}${held}`, folder.fix);
-  return { result, svid: outcome.svid, needsToken: outcome.needsToken || folder.refusesStored };
+  return { result, svid: outcome.svid, needsToken: outcome.needsToken || folder.refusesStored || folder.needsToken === true };
 }
 
 /** The SVID files: readable, 0600 key, verified chain, this service's SPIFFE ID, time left. */

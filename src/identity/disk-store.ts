@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
-import { otherWriters } from '../user-paths.js';
+import { otherWriters, realFolderPath, unsafeAncestor } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -71,6 +71,18 @@ async function writeNewFile(file: string, content: string, mode: number): Promis
   }
 }
 
+/**
+ * The store folder's real path, and why another user could swap it (see DiskStore.place), for
+ * the user `uid`: judged on both the path as given and where its links lead, since a link
+ * another user made on the way (in /tmp, say) chooses the folder as surely as a swap does.
+ */
+export async function placeStore(dir: string, uid = process.getuid?.()): Promise<{ real: string; unsafe: string | undefined }> {
+  const given = path.resolve(dir);
+  const real = await realFolderPath(given);
+  const why = (await unsafeAncestor(given, uid)) ?? (real === given ? undefined : await unsafeAncestor(real, uid));
+  return { real, unsafe: why === undefined ? undefined : `${why}: another user could swap it for a folder of their choosing (keep identity.dir under folders only its user or root may write)` };
+}
+
 const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
 /**
@@ -79,10 +91,10 @@ const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoExcept
  * first, but the path is opened again for each file: whoever may write a folder above
  * identity.dir can swap it for a link to a folder of their own between the check and the open,
  * and their set was served (a review's `nobody` loop won 2 restarts of 8). Files they make are
- * theirs, whatever path leads to them.
+ * theirs, whatever path leads to them. `uid`: the user the store is for (the running one).
  */
-function notOurs(stats: Stats): string | undefined {
-  const others = otherWriters(stats);
+export function notOurs(stats: Stats, uid = process.getuid?.()): string | undefined {
+  const others = otherWriters(stats, uid);
   if (others === undefined) return undefined;
   if (!('owner' in others)) return `is writable by ${others.who} (mode ${others.mode})`;
   // root's file: root may write anything of ours anyway (`sudo meshcar ca issue --out` made it)
@@ -110,13 +122,15 @@ async function makePrivate(dir: string): Promise<void> {
 
 export class DiskStore {
   readonly dir: string;
+  /** `dir` with its links resolved, as judged at the start of the load or save under way: what it works in. */
+  private at: string;
   private readonly logger: Logger;
   private readonly afterStep: (step: string) => void | Promise<void>;
   /** The generation served now (loaded or saved last): the next save keeps it as the fallback. */
   private inUse: string | undefined;
 
   constructor(dir: string, logger: Logger, options: DiskStoreOptions = {}) {
-    this.dir = dir;
+    this.dir = this.at = dir;
     this.logger = logger;
     this.afterStep = options.afterStep ?? (() => undefined);
   }
@@ -131,14 +145,16 @@ export class DiskStore {
    * per directory: one sidecar owns its identity.dir.
    */
   async save(svid: Svid): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const unsafe = await this.place();
+    if (unsafe !== undefined) throw new Error(`not saving the SVID in ${this.dir}: ${unsafe}`);
+    await mkdir(this.at, { recursive: true, mode: 0o700 });
     // it holds private keys
-    await makePrivate(this.dir);
+    await makePrivate(this.at);
     // the set served now is the one kept as the fallback: after load() fell back from a broken
     // `current`, that broken set was kept and the working one pruned
     const previous = this.inUse ?? (await this.currentGeneration());
     const generation = await this.createGeneration();
-    const genDir = path.join(this.dir, generation);
+    const genDir = path.join(this.at, generation);
     await this.afterStep(`created ${generation}`);
     const content = { key: svid.privateKeyPem, chain: svid.chainPem, bundle: svid.bundlePem };
     try {
@@ -148,7 +164,7 @@ export class DiskStore {
       }
       // the files and their names must be on disk before anything points at them
       await fsyncDirectory(genDir);
-      await fsyncDirectory(this.dir);
+      await fsyncDirectory(this.at);
       await this.afterStep(`synced ${generation}`);
       await this.moveAsideIfNotLink(CURRENT_LINK);
       await this.pointSymlink(CURRENT_LINK, generation);
@@ -158,7 +174,7 @@ export class DiskStore {
       throw err;
     }
     this.inUse = generation;
-    await fsyncDirectory(this.dir);
+    await fsyncDirectory(this.at);
     await this.afterStep(`switched ${CURRENT_LINK} to ${generation}`);
 
     // Saved from here on: what is left is tidying, whose failure is told, not a failed save
@@ -172,10 +188,10 @@ export class DiskStore {
         await this.pointSymlink(STORE_FILES[name], target);
         await this.afterStep(`linked ${STORE_FILES[name]}`);
       }
-      await fsyncDirectory(this.dir);
+      await fsyncDirectory(this.at);
       await this.prune(new Set([generation, ...(previous ? [previous] : [])]));
     } catch (err) {
-      this.logger.warn({ dir: this.dir, generation }, `the SVID is saved in ${generation}, but tidying ${this.dir} failed: ${describeError(err)}; old generations may stay until the next save`);
+      this.logger.warn({ dir: this.dir, generation }, `the SVID is saved in ${generation}, but tidying ${this.at} failed: ${describeError(err)}; old generations may stay until the next save`);
     }
     this.logger.debug({ dir: this.dir, generation, serial: svid.serialHex }, 'SVID saved');
   }
@@ -186,11 +202,11 @@ export class DiskStore {
    * every save failed with EISDIR for as long as the process ran.
    */
   private async moveAsideIfNotLink(name: string): Promise<void> {
-    const info = await lstat(path.join(this.dir, name)).catch(() => undefined);
+    const info = await lstat(path.join(this.at, name)).catch(() => undefined);
     if (info === undefined || info.isSymbolicLink()) return;
     const aside = `.${name}.${randomBytes(6).toString('hex')}.tmp`;
-    await rename(path.join(this.dir, name), path.join(this.dir, aside));
-    this.logger.warn({ dir: this.dir }, `${path.join(this.dir, name)} was not a link (a copy that followed links?): moved aside as ${aside}, removed at the next tidying`);
+    await rename(path.join(this.at, name), path.join(this.at, aside));
+    this.logger.warn({ dir: this.dir }, `${path.join(this.at, name)} was not a link (a copy that followed links?): moved aside as ${aside}, removed at the next tidying`);
   }
 
   /**
@@ -204,9 +220,9 @@ export class DiskStore {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
     const [warn, info] = options.quiet ? [this.logger.debug, this.logger.debug] : [this.logger.warn, this.logger.info];
     // a set others could have planted is not served (save() makes the folder ours and 0700)
-    const unsafe = await this.othersCanWrite();
+    const unsafe = (await this.place()) ?? (await this.othersCanWrite());
     if (unsafe !== undefined) {
-      warn.call(this.logger, { dir: this.dir }, `not using a stored SVID: ${unsafe}, so its contents may not be ours; requesting a new one (chmod 700 the folder, owned by the user running meshcar)`);
+      warn.call(this.logger, { dir: this.dir }, `not using a stored SVID: ${unsafe}; requesting a new one`);
       return undefined;
     }
     let candidates: Candidate[];
@@ -230,7 +246,7 @@ export class DiskStore {
       if (refused.length > 0) {
         warn.call(this.logger, { dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
       }
-      if (candidate.dir === this.dir && options.readOnly !== true) await this.migrate(svid);
+      if (candidate.dir === this.at && options.readOnly !== true) await this.migrate(svid);
       return svid;
     };
     for (const candidate of candidates) {
@@ -260,19 +276,32 @@ export class DiskStore {
     return undefined;
   }
 
+  /**
+   * Resolves the folder's links once (`at`, used for the rest of the load or save) and says why
+   * another user could swap it, through a folder above it, or undefined. Such a user swapped it
+   * for a link to a set of theirs, or to another folder of ours, which a save then made 0700,
+   * wrote into and pruned (a re-review: a root sidecar's /tmp lost its sticky bit); judging the
+   * files read (notOurs) cannot tell a folder of ours we did not mean.
+   */
+  private async place(): Promise<string | undefined> {
+    const { real, unsafe } = await placeStore(this.dir);
+    this.at = real;
+    return unsafe;
+  }
+
   /** Why someone other than this user may have written the folder, or undefined (see load()). */
   private async othersCanWrite(): Promise<string | undefined> {
-    const info = await stat(this.dir).catch(() => undefined);
+    const info = await stat(this.at).catch(() => undefined);
     const others = info && otherWriters(info); // missing (nothing stored) or unreadable: candidates() says so
     if (others === undefined) return undefined;
-    if ('owner' in others) return `${this.dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid})`;
-    return `${this.dir} is writable by ${others.who} (mode ${others.mode})`;
+    const why = 'owner' in others ? `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid})` : `is writable by ${others.who} (mode ${others.mode})`;
+    return `${this.at} ${why}, so its contents may not be ours (chmod 700 the folder, owned by the user running meshcar)`;
   }
 
   private async candidates(): Promise<Candidate[]> {
     let entries: string[];
     try {
-      entries = await readdir(this.dir);
+      entries = await readdir(this.at);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return [];
       throw err;
@@ -281,14 +310,14 @@ export class DiskStore {
     // All three plain (not links): a whole set written after our last save, by an older meshcar
     // or `ca issue --out`. Any link among them means that writer or our own save stopped part
     // way, and the set is not trusted over the generations.
-    const kinds = await Promise.all(Object.values(STORE_FILES).map((f) => lstat(path.join(this.dir, f)).then((s) => s.isFile(), () => false)));
-    if (kinds.every(Boolean)) candidates.push({ name: `the files in ${this.dir}`, dir: this.dir });
+    const kinds = await Promise.all(Object.values(STORE_FILES).map((f) => lstat(path.join(this.at, f)).then((s) => s.isFile(), () => false)));
+    if (kinds.every(Boolean)) candidates.push({ name: `the files in ${this.at}`, dir: this.at });
     const current = await this.currentGeneration();
-    if (current) candidates.push({ name: current, dir: path.join(this.dir, current) });
+    if (current) candidates.push({ name: current, dir: path.join(this.at, current) });
     const older = entries
       .filter((e) => GENERATION.test(e) && e !== current)
       .sort((a, b) => Number(GENERATION.exec(b)?.[1]) - Number(GENERATION.exec(a)?.[1]));
-    for (const name of older) candidates.push({ name, dir: path.join(this.dir, name) });
+    for (const name of older) candidates.push({ name, dir: path.join(this.at, name) });
     return candidates;
   }
 
@@ -321,33 +350,33 @@ export class DiskStore {
   }
 
   private async currentGeneration(): Promise<string | undefined> {
-    const target = await readlink(path.join(this.dir, CURRENT_LINK)).catch(() => undefined);
+    const target = await readlink(path.join(this.at, CURRENT_LINK)).catch(() => undefined);
     // only a sibling generation: never follow a link that points elsewhere
     return target !== undefined && GENERATION.test(target) ? target : undefined;
   }
 
   /** gen-<highest + 1>, created empty and private; a name already taken is skipped. */
   private async createGeneration(): Promise<string> {
-    const numbers = (await readdir(this.dir)).map((e) => Number(GENERATION.exec(e)?.[1] ?? 0));
+    const numbers = (await readdir(this.at)).map((e) => Number(GENERATION.exec(e)?.[1] ?? 0));
     for (let n = Math.max(0, ...numbers) + 1; ; n++) {
       const name = `gen-${n}`;
       try {
-        await mkdir(path.join(this.dir, name), { mode: 0o700 });
+        await mkdir(path.join(this.at, name), { mode: 0o700 });
       } catch (err) {
         if (errnoOf(err) === 'EEXIST') continue;
         throw err;
       }
-      await makePrivate(path.join(this.dir, name));
+      await makePrivate(path.join(this.at, name));
       return name;
     }
   }
 
   /** Replaces `name` with a symlink to `target` in one rename (a new link over the old one). */
   private async pointSymlink(name: string, target: string): Promise<void> {
-    const temp = path.join(this.dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+    const temp = path.join(this.at, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
     await symlink(target, temp);
     await this.afterStep(`made a temporary link for ${name}`);
-    await rename(temp, path.join(this.dir, name)).catch(async (err: unknown) => {
+    await rename(temp, path.join(this.at, name)).catch(async (err: unknown) => {
       await rm(temp, { force: true }).catch(() => undefined);
       throw err;
     });
@@ -355,9 +384,9 @@ export class DiskStore {
 
   /** Removes generations other than `keep` and temp debris; a crash here only leaves more to remove. */
   private async prune(keep: ReadonlySet<string>): Promise<void> {
-    for (const entry of await readdir(this.dir)) {
+    for (const entry of await readdir(this.at)) {
       if (!(GENERATION.test(entry) && !keep.has(entry)) && !TEMP.test(entry)) continue;
-      await rm(path.join(this.dir, entry), { recursive: true, force: true });
+      await rm(path.join(this.at, entry), { recursive: true, force: true });
       await this.afterStep(`removed ${entry}`);
     }
   }

@@ -11,7 +11,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -77,6 +77,29 @@ t.test('a group-writable identity.dir with a valid SVID, and an expired token: t
   t.equal(run.code, 1, 'meshcar run fails to start');
   t.match(run.stdout + run.stderr, /not using a stored SVID: .* writable by its group/);
   t.match(run.stdout + run.stderr, /token_expired/);
+});
+
+t.test('an identity.dir under a folder others may write: ✗, since the sidecar neither uses nor saves an SVID there', async (t) => {
+  const open = join(mesh.ca.dir, 'open-parent');
+  await mkdir(open, { recursive: true });
+  const dir = join(open, 'identity');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--out', dir]);
+  await chmod(open, 0o777);
+  const file = await config('open-parent', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.equal(text.code, 1, text.stdout);
+  t.match(text.stdout.split('\n').find((l) => l.includes(' identity: ')), new RegExp(`^✗ identity: identity\\.dir ${dir}: ${open}, a folder above it, is writable by group and others \\(mode 0777, no sticky bit\\), so another user could swap it for a folder of theirs: the sidecar neither uses nor saves an SVID there, .* — fix: keep identity\\.dir under folders only its user or root may write`));
+  t.match(text.stdout, /^✓ join token: .*orders\.token: for spiffe:\/\/mesh\.local\/svc\/orders, valid until \S+ \(its signing key/m, 'the join token is judged as needed');
+  await chmod(open, 0o755);
+  const fixed = await cli(['doctor', '--config', file]);
+  t.match(fixed.stdout, /^✓ identity: /m, 'the folder above made 0755: ✓');
+
+  const root = process.getuid?.() === 0;
+  t.test("a file in it another user owns: !, as the sidecar passes the set over", { skip: root ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+    await chown(join(dir, 'svid.crt'), 65534, 65534);
+    const text = await cli(['doctor', '--config', file]);
+    t.match(text.stdout, new RegExp(`^! identity: ${dir}/svid\\.crt is owned by uid 65534, not by the user running meshcar \\(uid 0\\) or root: the sidecar will not use the SVID stored there`, 'm'));
+  });
 });
 
 t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {
