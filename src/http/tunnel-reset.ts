@@ -44,8 +44,20 @@ export function resetTunnelSide(socket: net.Socket): void {
   if (socket.destroyed) return;
   const tcp = tcpUnder(socket);
   // after the handshake only: a tunnel exists once an HTTP exchange went over the connection
-  if (tcp !== undefined && !tcp.destroyed) tcp.resetAndDestroy();
+  if (tcp !== undefined && !tcp.destroyed && !shutdownPending(socket) && !shutdownPending(tcp)) tcp.resetAndDestroy();
   socket.destroy();
+}
+
+/**
+ * Whether the FIN `end()` asked for may be on its way (all written, not yet finished): libuv
+ * refuses a reset then (uv_tcp_close_reset: EINVAL while a uv_shutdown is pending), and Node 20
+ * still drops the handle as closing without closing it, so the socket never closes (no 'close',
+ * its fd held) and the process's exit cleanup spins on it at 100% CPU. Such a side is destroyed
+ * instead: the peer reads the FIN already announced. With bytes still queued no shutdown was
+ * issued yet (it follows the last write), and the reset goes as before.
+ */
+export function shutdownPending(socket: net.Socket): boolean {
+  return socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
 }
 
 /**

@@ -14,6 +14,7 @@ import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
 import { keepTicketOrigin, notePathVerified, noteResumed, ticketUsable } from './ticket-validity.js';
+import { shutdownPending } from '../http/tunnel-reset.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 /** The SVID a session socket dialled here presented at its handshake. */
@@ -104,7 +105,8 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
  */
 export function resetConnection(socket: TLSSocket): void {
   const tcp = (socket as ResettableSocket)[kTcp];
-  if (tcp !== undefined && !tcp.destroyed) tcp.resetAndDestroy();
+  // not while the TLS socket's FIN is on its way (its shutdown runs on this TCP connection): shutdownPending
+  if (tcp !== undefined && !tcp.destroyed && !shutdownPending(socket) && !shutdownPending(tcp)) tcp.resetAndDestroy();
   socket.destroy();
 }
 
