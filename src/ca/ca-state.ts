@@ -160,26 +160,46 @@ export async function requirePrivateCaFolder(dir: string): Promise<void> {
 
 /**
  * What the folder holds must be its user's alone too: a file is written in place through its own
- * write bit whatever the folder's, and a private key (`*.key`: the roots', the issuers', the
- * token keys') is read through its own read bit. A folder at 0755 with its keys at 0644 (a backup
- * restored under another umask, a copy or mount that does not keep modes) was taken as it was:
- * any local user could read the root or token key and mint join tokens (a review). The folder's
- * own check (requirePrivateCaFolder) comes first.
+ * write bit whatever the folder's, and a private key is read through its own read bit. A folder
+ * at 0755 with its keys at 0644 (a backup restored under another umask, a copy or mount that does
+ * not keep modes) was taken as it was: any local user could read the root or token key and mint
+ * join tokens (a review). A key is any file named `*.key` or `*.key.*` (a `root.key.bak`, a
+ * writer's leftover `.root.key.<hex>.tmp`), also in subfolders (a `backup/`), which a re-review
+ * found passed at 0644. Root's entries are taken as ours (root may write anything of ours
+ * anyway): a volume's root-owned `lost+found` no longer refuses a CA folder at a mount point.
+ * The folder's own check (requirePrivateCaFolder) comes first.
  */
-async function requirePrivateEntries(dir: string): Promise<void> {
-  for (const name of (await readdir(dir)).sort()) {
+async function requirePrivateEntries(dir: string, depth = 0): Promise<void> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (err) {
+    // a subfolder this user may not list (root's lost+found): nothing of ours can be in it
+    if (depth > 0) return;
+    throw err;
+  }
+  for (const name of names) {
     const path = join(dir, name);
     // through a symbolic link: the mode that guards the key is its target's
     const info = await stat(path).catch(() => undefined); // gone meanwhile, or a dangling link: nothing to guard
     if (info === undefined) continue;
     const others = otherWriters(info);
-    if (others !== undefined && 'owner' in others) {
+    if (others !== undefined && 'owner' in others && others.owner !== 0) {
       throw new MeshcarError('forbidden', `${path} in the CA folder is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); run "chown ${others.uid} ${shellWord(path)}" (as root), or run meshcar as its owner`);
     }
-    if (info.isFile() && name.endsWith('.key') && (info.mode & 0o077) !== 0) {
+    if (info.isFile() && KEY_NAME.test(name) && (info.mode & 0o077) !== 0) {
       const who = (info.mode & 0o070) !== 0 ? ((info.mode & 0o007) !== 0 ? 'group and others' : 'its group') : 'others';
       throw new MeshcarError('forbidden', `the CA key ${path} can be read or written by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could sign with it; run "chmod 600 ${shellWord(path)}"`);
     }
-    if (others !== undefined) throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${others.who} (mode ${others.mode}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
+    if ((info.mode & 0o022) !== 0) {
+      const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+      throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
+    }
+    if (info.isDirectory() && depth < MAX_KEY_DEPTH) await requirePrivateEntries(path, depth + 1);
   }
 }
+
+/** A private key's file name: `root.key`, and copies of one (`root.key.bak`, `.root.key.<hex>.tmp`). */
+const KEY_NAME = /\.key(?:\.|$)/;
+/** How deep subfolders are looked into for keys (a CA folder has none of its own). */
+const MAX_KEY_DEPTH = 3;

@@ -5,7 +5,7 @@
 // write to or that another user owns, in one line naming the folder and the fix.
 
 import t from 'tap';
-import { chmod, chown, lstat, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -141,3 +141,43 @@ t.test('ca init --force over a key its group can read is refused in one line, li
   t.equal(forced.code, 1, 'refused');
   t.match(forced.stderr, /^meshcar: the CA key .*root\.key can be read or written by its group \(mode 0640\), who could sign with it; run "chmod 600 .*root\.key"\n$/);
 });
+
+t.test('copies of a key (root.key.bak, a temporary file, a key in a subfolder) are judged as keys', async (t) => {
+  const dir = t.testdir();
+  const ca = join(dir, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const key = await readFile(join(ca, 'root.key'));
+  await mkdir(join(ca, 'backup'), { mode: 0o700 });
+  for (const copy of ['root.key.bak', '.root.key.0a1b2c.tmp', 'backup/root.key']) {
+    const path = join(ca, copy);
+    await writeFile(path, key, { mode: 0o644 });
+    await chmod(path, 0o644);
+    const result = await runBounded(['ca', 'status', '--dir', ca]);
+    t.equal(result.code, 1, `${copy} at 0644: refused`);
+    t.match(result.stderr, `the CA key ${path} can be read or written by group and others (mode 0644)`, `${copy}: the line names it`);
+    await chmod(path, 0o600);
+    t.equal((await runBounded(['ca', 'status', '--dir', ca])).code, 0, `${copy} at 0600: fine`);
+  }
+});
+
+t.test("a volume's root-owned lost+found does not refuse a CA folder of another user's", { skip: process.getuid?.() === 0 ? false : 'needs root to run as another user (CI runs as root)' }, async (t) => {
+  const dir = t.testdir();
+  await chmod(dir, 0o755);
+  const ca = join(dir, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  await mkdir(join(ca, 'lost+found'), { mode: 0o700 });
+  await chmod(join(ca, 'lost+found'), 0o700);
+  await chownTree(ca, NOBODY);
+  await chown(join(ca, 'lost+found'), 0, 0);
+  const status = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(process.execPath, [new URL('../../dist/cli.js', import.meta.url).pathname, 'ca', 'status', '--dir', ca], { timeout: 15_000, uid: NOBODY, gid: NOBODY }, (err, _stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stderr })),
+  );
+  t.equal(status.code, 0, `uid ${NOBODY}'s CA folder with root's lost+found in it: ca status works (${status.stderr.trim()})`);
+});
+
+async function chownTree(path: string, uid: number): Promise<void> {
+  await chown(path, uid, uid);
+  const info = await stat(path);
+  if (!info.isDirectory()) return;
+  for (const name of await readdir(path)) await chownTree(join(path, name), uid);
+}
