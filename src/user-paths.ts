@@ -4,7 +4,7 @@
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
 import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
-import { access, lstat, mkdir, realpath, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
@@ -165,51 +165,74 @@ export function otherWriters(info: Stats, uid = process.getuid?.()): OtherWriter
   return { who, mode: (info.mode & 0o7777).toString(8).padStart(4, '0') };
 }
 
-/** The real path of `path` (links resolved), its missing tail kept as given (folders to be made). */
-export async function realFolderPath(path: string): Promise<string> {
-  let existing = resolve(path);
-  let rest = '';
-  for (;;) {
-    try {
-      const real = await realpath(existing);
-      return rest === '' ? real : join(real, rest);
-    } catch (err) {
-      const parent = dirname(existing);
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === existing) return resolve(path);
-      rest = rest === '' ? basename(existing) : join(basename(existing), rest);
-      existing = parent;
-    }
-  }
+/** Where a path leads, judged on the way (judgePath). */
+export interface PathJudgement {
+  /** The path with every link resolved; a missing tail as given (folders to be made). */
+  readonly real: string;
+  /** Why another user could change where it leads, or undefined. */
+  readonly unsafe: string | undefined;
+  /** Whether it all exists: a tail made later must be judged again once made (another user may make it first). */
+  readonly complete: boolean;
 }
 
+/** As the kernel: more links than this on one path is ELOOP. */
+const MAX_LINKS = 40;
+
 /**
- * Why another user could replace the folder `dir` (a real path: realFolderPath) through one of
- * the folders above it, or undefined: a folder above it they own, or that its group or others
- * may write, unless it is sticky and the entry below it is ours or root's (they may not rename
- * another's entry there: /tmp), or it is the root of a file system (a volume: a Kubernetes
- * emptyDir is world-writable, and only the containers that mount it reach it). ssh's
- * StrictModes asks the same of a home folder. `uid`: the user the folder is for (the running one).
+ * Resolves `path` one part at a time, as the kernel does, and judges every folder it passes
+ * through, for the user `uid` (the running one): one another user owns, or that its group or
+ * others may write, lets them rename what is in it and so choose where the path leads (ssh's
+ * StrictModes asks the same of a home folder). Every link is judged where it lies, including
+ * one reached through another link, which neither the path as given nor its real path shows.
+ * Passed: a folder its group may write when that group is root's (root's own, as OpenShift
+ * images are, their arbitrary user in group 0); a sticky one (/tmp: only an entry's owner may
+ * rename it) and the root of a mounted file system (a Kubernetes emptyDir is world-writable by
+ * design, and only the containers that mount it reach it) when the entry in it is ours or
+ * root's as it is now.
  */
-export async function unsafeAncestor(dir: string, uid = process.getuid?.()): Promise<string | undefined> {
-  if (uid === undefined) return undefined;
-  let below = dir;
-  for (let folder = dirname(dir); ; below = folder, folder = dirname(folder)) {
-    const info = await stat(folder).catch(() => undefined);
-    // a missing one is made by us, below a folder judged here
-    if (info !== undefined) {
-      if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
-      if ((info.mode & 0o022) !== 0 && !(await isMountPoint(folder, info))) {
-        const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
-        const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
-        if ((info.mode & 0o1000) === 0) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
-        // sticky: only an entry's owner (or the folder's, or root) may rename it away; one not
-        // made yet is owned by whoever makes it first, and the folder's own check refuses another's
-        const entry = await lstat(below).catch(() => undefined);
-        if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${below} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
-      }
+export async function judgePath(path: string, uid = process.getuid?.()): Promise<PathJudgement> {
+  let rest = resolve(path).split('/').filter((part) => part !== '');
+  let folder = '/';
+  let links = 0;
+  while (rest.length > 0) {
+    const name = rest.shift() as string;
+    if (name === '.') continue;
+    // the folder is a real one here: its `..` is its parent
+    if (name === '..') {
+      folder = dirname(folder);
+      continue;
     }
-    if (dirname(folder) === folder) return undefined;
+    const entryPath = join(folder, name);
+    const entry = await lstat(entryPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    const why = uid === undefined ? undefined : await othersMayRename(folder, entryPath, entry, uid);
+    if (why !== undefined || entry === undefined) return { real: join(entryPath, ...rest), unsafe: why, complete: false };
+    if (!entry.isSymbolicLink()) {
+      folder = entryPath;
+      continue;
+    }
+    if (++links > MAX_LINKS) return { real: join(entryPath, ...rest), unsafe: `more than ${MAX_LINKS} symbolic links lead on from ${entryPath}`, complete: false };
+    const target = await readlink(entryPath);
+    if (target.startsWith('/')) folder = '/';
+    rest = [...target.split('/').filter((part) => part !== ''), ...rest];
   }
+  return { real: folder, unsafe: undefined, complete: true };
+}
+
+/** Why another user could rename `entryPath` (or make it, when missing) in `folder`, or undefined. */
+async function othersMayRename(folder: string, entryPath: string, entry: Stats | undefined, uid: number): Promise<string | undefined> {
+  const info = await stat(folder);
+  if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
+  if ((info.mode & 0o022) === 0 || ((info.mode & 0o002) === 0 && info.gid === 0)) return undefined;
+  const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+  const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+  const sticky = (info.mode & 0o1000) !== 0;
+  if (!sticky && !(await isMountPoint(folder, info))) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
+  // as it is now: a link another user made there chose the way (a missing entry is judged again once made)
+  if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${entryPath} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
+  return undefined;
 }
 
 async function isMountPoint(folder: string, info: Stats): Promise<boolean> {

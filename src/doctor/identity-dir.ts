@@ -59,9 +59,9 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
     return { message: `${what} (${describeError(err)}), so the sidecar cannot store an SVID: each start spends the join token again`, fix: `let the user running meshcar write ${found.path} (chown it to that user), or point identity.dir elsewhere`, refusesStored: false };
   }
   // doctor is often run by another user (root) than the sidecar's: the folder's owner is judged
-  // as the sidecar (a missing folder is made by whoever runs it: doctor's user, then)
+  // as the sidecar (a missing one: as the owner of the folder it would be made in)
   const info = missing ? undefined : await stat(dir);
-  const { unsafe } = await placeStore(dir, info?.uid);
+  const { unsafe } = await placeStore(dir, info?.uid ?? (await stat(found.path)).uid);
   if (unsafe !== undefined) {
     return { message: `identity.dir ${dir}: ${unsafe.replace(/: another user could swap it.*$/, '')}, so another user could swap it for a folder of theirs: the sidecar neither uses nor saves an SVID there, and each start spends the join token again`, fix: 'keep identity.dir under folders only its user or root may write (remove their group and others write bits, or give them the sticky bit as /tmp has)', refusesStored: false, needsToken: true };
   }

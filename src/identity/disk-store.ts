@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
-import { otherWriters, realFolderPath, unsafeAncestor } from '../user-paths.js';
+import { judgePath, otherWriters, type PathJudgement } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -51,6 +51,8 @@ export interface DiskStoreOptions {
    * so a test can kill the process between any two (test/identity/disk-store-crash.test.ts).
    */
   readonly afterStep?: (step: string) => void | Promise<void>;
+  /** Test hook, unused in production: awaited after a missing folder was judged and before it is made (test/identity/disk-store-folder.test.ts). */
+  readonly beforeMake?: () => void | Promise<void>;
 }
 
 /** One place a complete set may be: a generation, or the plain files at the top. */
@@ -72,15 +74,13 @@ async function writeNewFile(file: string, content: string, mode: number): Promis
 }
 
 /**
- * The store folder's real path, and why another user could swap it (see DiskStore.place), for
- * the user `uid`: judged on both the path as given and where its links lead, since a link
- * another user made on the way (in /tmp, say) chooses the folder as surely as a swap does.
+ * Where the store folder really is (links resolved), why another user could swap it (see
+ * DiskStore.place), and whether it exists, for the user `uid` (judgePath).
  */
-export async function placeStore(dir: string, uid = process.getuid?.()): Promise<{ real: string; unsafe: string | undefined }> {
-  const given = path.resolve(dir);
-  const real = await realFolderPath(given);
-  const why = (await unsafeAncestor(given, uid)) ?? (real === given ? undefined : await unsafeAncestor(real, uid));
-  return { real, unsafe: why === undefined ? undefined : `${why}: another user could swap it for a folder of their choosing (keep identity.dir under folders only its user or root may write)` };
+export async function placeStore(dir: string, uid = process.getuid?.()): Promise<PathJudgement> {
+  const judged = await judgePath(dir, uid);
+  if (judged.unsafe === undefined) return judged;
+  return { ...judged, unsafe: `${judged.unsafe}: another user could swap it for a folder of their choosing (keep identity.dir under folders only its user or root may write)` };
 }
 
 const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
@@ -126,6 +126,7 @@ export class DiskStore {
   private at: string;
   private readonly logger: Logger;
   private readonly afterStep: (step: string) => void | Promise<void>;
+  private readonly beforeMake: () => void | Promise<void>;
   /** The generation served now (loaded or saved last): the next save keeps it as the fallback. */
   private inUse: string | undefined;
 
@@ -133,6 +134,7 @@ export class DiskStore {
     this.dir = this.at = dir;
     this.logger = logger;
     this.afterStep = options.afterStep ?? (() => undefined);
+    this.beforeMake = options.beforeMake ?? (() => undefined);
   }
 
   /** The top-level name (a symlink into `current` once this store has saved). */
@@ -145,9 +147,15 @@ export class DiskStore {
    * per directory: one sidecar owns its identity.dir.
    */
   async save(svid: Svid): Promise<void> {
-    const unsafe = await this.place();
-    if (unsafe !== undefined) throw new Error(`not saving the SVID in ${this.dir}: ${unsafe}`);
-    await mkdir(this.at, { recursive: true, mode: 0o700 });
+    const before = await this.place();
+    if (before.unsafe !== undefined) throw new Error(`not saving the SVID in ${this.dir}: ${before.unsafe}`);
+    if (!before.complete) {
+      await this.beforeMake();
+      await mkdir(this.at, { recursive: true, mode: 0o700 });
+      // judged again as made: another user may have made a missing part first (in a sticky folder, say)
+      const after = await this.place();
+      if (after.unsafe !== undefined || !after.complete) throw new Error(`not saving the SVID in ${this.dir}: ${after.unsafe ?? 'it changed while it was made'}`);
+    }
     // it holds private keys
     await makePrivate(this.at);
     // the set served now is the one kept as the fallback: after load() fell back from a broken
@@ -220,7 +228,13 @@ export class DiskStore {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
     const [warn, info] = options.quiet ? [this.logger.debug, this.logger.debug] : [this.logger.warn, this.logger.info];
     // a set others could have planted is not served (save() makes the folder ours and 0700)
-    const unsafe = (await this.place()) ?? (await this.othersCanWrite());
+    const placed = await this.place();
+    // a folder missing when judged holds nothing of ours (one made since may be anyone's)
+    if (placed.unsafe === undefined && !placed.complete) {
+      this.logger.debug({ dir: this.dir }, 'no stored SVID');
+      return undefined;
+    }
+    const unsafe = placed.unsafe ?? (await this.othersCanWrite());
     if (unsafe !== undefined) {
       warn.call(this.logger, { dir: this.dir }, `not using a stored SVID: ${unsafe}; requesting a new one`);
       return undefined;
@@ -277,16 +291,17 @@ export class DiskStore {
   }
 
   /**
-   * Resolves the folder's links once (`at`, used for the rest of the load or save) and says why
-   * another user could swap it, through a folder above it, or undefined. Such a user swapped it
-   * for a link to a set of theirs, or to another folder of ours, which a save then made 0700,
-   * wrote into and pruned (a re-review: a root sidecar's /tmp lost its sticky bit); judging the
-   * files read (notOurs) cannot tell a folder of ours we did not mean.
+   * Resolves the folder's links once (`at`, used for the rest of the load or save), judging every
+   * folder on the way (judgePath): says why another user could swap it, and whether it exists.
+   * Such a user swapped it for a link to a set of theirs, or to another folder of ours, which a
+   * save then made 0700, wrote into and pruned (a re-review: a root sidecar's /tmp lost its sticky
+   * bit), and a load served an older set of ours from; judging the files read (notOurs) cannot
+   * tell a folder of ours we did not mean.
    */
-  private async place(): Promise<string | undefined> {
-    const { real, unsafe } = await placeStore(this.dir);
-    this.at = real;
-    return unsafe;
+  private async place(): Promise<PathJudgement> {
+    const placed = await placeStore(this.dir);
+    this.at = placed.real;
+    return placed;
   }
 
   /** Why someone other than this user may have written the folder, or undefined (see load()). */

@@ -102,6 +102,18 @@ t.test('an identity.dir under a folder others may write: ✗, since the sidecar 
   });
 });
 
+t.test("a missing identity.dir in another user's folder is judged as that user, who would run the sidecar", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+  const home = join(mesh.ca.dir, 'home-65534');
+  await mkdir(home, { recursive: true });
+  await chmod(home, 0o750);
+  await chown(home, 65534, 65534);
+  const dir = join(home, 'identity');
+  const file = await config('missing-in-home', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.notMatch(text.stdout, /a folder above it/, `not judged as doctor's own user (root):\n${text.stdout}`);
+  t.match(text.stdout, /^- identity: no SVID in .*home-65534\/identity yet/m, 'nothing stored yet: the join token decides');
+});
+
 t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {
   const parent = join(mesh.ca.dir, 'not-a-folder');
   await mkdir(mesh.ca.dir, { recursive: true });

@@ -104,6 +104,10 @@ t.test('a folder above identity.dir that another user may write: nothing stored 
   await t.rejects(store.save(svid), new RegExp(`not saving the SVID in ${dir}: ${base}, a folder above it, is writable by group and others`), 'and nothing is saved there');
   await chmod(base, 0o1777);
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'sticky (as /tmp), with identity/ ours: others may not rename it, used');
+  await chown(base, 0, 0);
+  await chmod(base, 0o775);
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, "writable by its group, root's (an OpenShift image's folders): used");
+  await chmod(base, 0o1777);
   // in a sticky folder, a link another user made on the way to it: it chose the folder
   await symlink(dir, join(base, 'alias'));
   await lchown(join(base, 'alias'), 65534, 65534);
@@ -162,6 +166,49 @@ t.test('a folder above identity.dir that another user may write: nothing stored 
   t.equal(served, 0, 'no set is served from under that folder while another user swaps it');
 });
 
+t.test('every link on the way is judged where it lies, and a folder made by the save is judged again once made', { skip: root() ? false : 'acting as another user needs root (CI runs as root)' }, async (t) => {
+  const pki = await makePki();
+  const base = await mkdtemp(join(tmpdir(), 'meshcar-store-links-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const svid = validateSvid(await pki.issue(ID), ID);
+  // the store, and a way to it through two links: etc/id -> shared/m -> home/svc, shared 0777
+  await new DiskStore(join(base, 'home', 'svc'), memoryLogger([])).save(svid);
+  for (const folder of ['etc', 'shared']) await mkdir(join(base, folder));
+  await chmod(join(base, 'shared'), 0o777);
+  await symlink('../home/svc', join(base, 'shared', 'm'));
+  await symlink('../shared/m', join(base, 'etc', 'id'));
+  const lines: Array<Record<string, unknown>> = [];
+  t.equal(await new DiskStore(join(base, 'etc', 'id'), memoryLogger(lines)).load(ID), undefined, 'a link in a 0777 folder on the way, reached through another link: not used');
+  t.match(String(lines.at(-1)?.msg), new RegExp(`${base}/shared, a folder above it, is writable by group and others \\(mode 0777, no sticky bit\\)`), 'the warning names that folder');
+  await chmod(join(base, 'shared'), 0o755);
+  t.equal((await new DiskStore(join(base, 'etc', 'id'), memoryLogger([])).load(ID))?.serialHex, svid.serialHex, 'once only we may write it: used');
+
+  // identity.dir pub/a/id, pub sticky and a missing when judged: another user makes a (0777)
+  // before the save makes it, to swap the id the save makes in it for a link to a folder of ours;
+  // the save judges the folder again once made
+  const pub = join(base, 'pub');
+  await mkdir(pub);
+  await chmod(pub, 0o1777);
+  await chmod(base, 0o755);
+  const victim = join(base, 'victim');
+  await new DiskStore(victim, memoryLogger([])).save(svid);
+  await chmod(victim, 0o755);
+  const victimBefore = (await readdir(victim)).sort();
+  const theirs = join(pub, 'a');
+  const store = new DiskStore(join(theirs, 'id'), memoryLogger([]), {
+    beforeMake: async () => {
+      await mkdir(theirs);
+      await chmod(theirs, 0o777);
+      await chown(theirs, 65534, 65534);
+    },
+  });
+  await t.rejects(store.save(svid), new RegExp(`not saving the SVID in ${theirs}/id: ${theirs} is owned by uid 65534, in ${pub}, which group and others may write \\(mode 1777\\)`), 'a folder another user made first, as the save made its own: refused');
+  t.equal((await stat(victim)).mode & 0o777, 0o755, 'a folder of ours elsewhere keeps its mode');
+  t.same((await readdir(victim)).sort(), victimBefore, 'and its files');
+  await rm(theirs, { recursive: true });
+  t.equal(await new DiskStore(join(theirs, 'id'), memoryLogger([]), { beforeMake: () => undefined }).save(svid), undefined, 'made by the save alone: saved');
+});
+
 t.test("a volume's root (a mount point) may be world-writable: a Kubernetes emptyDir", { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
   const pki = await makePki();
   const work = t.testdir({});
@@ -187,12 +234,21 @@ t.test("a volume's root (a mount point) may be world-writable: a Kubernetes empt
     // a plain world-writable folder inside it is no mount point: refused
     await mkdir(volume + '/open'); await chmod(volume + '/open', 0o777);
     await attempt('open', volume + '/open/svid');
+    // but what is in it is judged as it is: another user's link there chose the way
+    const { symlink, lchown } = await import('node:fs/promises');
+    await symlink(volume + '/svid', volume + '/planted');
+    await lchown(volume + '/planted', 65534, 65534);
+    const planted = new DiskStore(volume + '/planted', pino({ level: 'silent' }));
+    result.planted = (await planted.load(id)) === undefined ? 'not used' : 'used';
+    result.plantedSave = await planted.save(svid).then(() => 'saved', (err) => 'refused: ' + err.message);
     console.log(JSON.stringify(result));`;
   const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=1m,mode=2777 meshcar-test-volume "$1" && exec "$0" --import "$2" --input-type=module -e "$3" "$4" "$1" "$5"', process.execPath, volume, new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, script, work, ID], { timeout: 60_000, encoding: 'utf8' });
   t.equal(run.status, 0, run.stderr);
   const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, string>;
   t.equal(result.volume, 'used', 'identity.dir in a 2777 volume root: saved and used');
   t.match(result.open, /^refused: not saving the SVID in .*open\/svid: .*open, a folder above it, is writable by group and others \(mode 0777, no sticky bit\)/, 'a 0777 folder that is not a mount point: refused');
+  t.equal(result.planted, 'not used', "another user's link in the volume's root: not used");
+  t.match(result.plantedSave, /^refused: not saving the SVID in .*planted: .*planted is owned by uid 65534, in .*volume, which group and others may write \(mode 2777\)/, 'nor saved through');
 });
 
 async function chownAll(folder: string): Promise<void> {
