@@ -74,12 +74,14 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     ctx.activity.leave();
   };
 
-  const fail = (err: MeshcarError) => {
+  /** `upgraded`: the upstream answered 101, so its far app is in a tunnel, where a FIN reads as a clean end: it is reset. */
+  const fail = (err: MeshcarError, upgraded = false) => {
     if (failed) return;
     failed = true;
     if (timer) clearTimeout(timer);
     exchange.errorCode = err.code;
-    upstream?.destroy();
+    if (upgraded && upstream !== undefined) resetConnection(upstream);
+    else upstream?.destroy();
     if (exchange.status !== 0) {
       // a tunnel's upstream broke (reset): the app is reset too, never sent a FIN, which in a
       // tunnel that carries half-closes reads as the far app's clean end (tunnel-reset.ts); and
@@ -188,13 +190,13 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // a switch to a protocol the app did not offer (RFC 9110 §7.8): never a tunnel
       const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);
       if (stray !== undefined) {
-        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 switching to ${clip(stray, 64)}, which the request did not offer`));
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 switching to ${clip(stray, 64)}, which the request did not offer`), true);
         return;
       }
       // the bundle changed since the dial verified the upstream (no guard watched it yet): the
       // tunnel opens only to an upstream the bundle in force still vouches for
       if (!stillTrusted(up, pool.deps.identity.tls().anchorsPem)) {
-        fail(new MeshcarError('upstream_identity_mismatch', `${endpointKey}'s certificate no longer chains to a root of the trust bundle (it changed while the upgrade was answered)`));
+        fail(new MeshcarError('upstream_identity_mismatch', `${endpointKey}'s certificate no longer chains to a root of the trust bundle (it changed while the upgrade was answered)`), true);
         return;
       }
       if (timer) clearTimeout(timer);

@@ -1,7 +1,9 @@
 // Child process of test/outbound/websocket-refusal-exit.test.ts: a sidecar pair in this
 // process, a WebSocket upgrade whose 101 the outbound refuses (its trust bundle changed while
 // the upgrade was under way: 502), and the pair closed as soon as the 502 arrives, then nothing
-// left to do: the process must end by itself. Prints `saw <status line>` and `closed`.
+// left to do: the process must end by itself. Prints `saw <status line>` and `closed`. With
+// FAR_VERDICT=1 it first waits (up to 5 s) for how the far app's connection ended, and prints
+// `far <end|error CODE>`: its tunnel was refused, which it must read as an abort, not a clean end.
 
 import net from 'node:net';
 import { validateSvid } from '../../src/identity/svid.js';
@@ -11,7 +13,11 @@ import { makePki } from './pki.js';
 import { startTunnelPair, SWITCHING, UPGRADE_HEAD, type FarApp } from './tunnel-pair.js';
 
 let release: (() => void) | undefined;
+let farVerdict: ((how: string) => void) | undefined;
+const farEnded = new Promise<string>((resolve) => (farVerdict = resolve));
 const far: FarApp = (socket) => {
+  socket.on('end', () => farVerdict?.('end'));
+  socket.on('error', (err: NodeJS.ErrnoException) => farVerdict?.(`error ${err.code}`));
   release = () => {
     socket.write(SWITCHING);
     socket.resume();
@@ -38,6 +44,7 @@ await new Promise<void>((resolve) => {
   app.on('data', check);
 });
 console.log(`saw ${got.split('\r\n')[0]}`);
+if (process.env.FAR_VERDICT === '1') console.log(`far ${await Promise.race([farEnded, new Promise((resolve) => setTimeout(resolve, 5000, 'nothing within 5 s').unref())])}`);
 // at once: the inbound's side of the tunnel is cut while the FIN the refusal relayed is on its way
 await pair.close();
 app.destroy();

@@ -13,9 +13,9 @@ import { spawn } from 'node:child_process';
 const LOADER = new URL('../helpers/ts-loader.mjs', import.meta.url).pathname;
 const CHILD = new URL('../helpers/refused-upgrade-exit.ts', import.meta.url).pathname;
 
-function runChild(): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; closedToExitMs: number | undefined }> {
+function runChild(env: Record<string, string> = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; closedToExitMs: number | undefined }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', LOADER, CHILD], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', LOADER, CHILD], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     let closedAt: number | undefined;
@@ -39,4 +39,14 @@ t.test('a tunnel refused at its 101, the sidecars closed at once: the process en
     t.match(result.stdout, /^closed$/m, `run ${run}: the pair closed`);
     t.same([result.code, result.signal], [0, null], `run ${run}: the process ended by itself (${result.closedToExitMs} ms after the close)${result.stderr ? `\n${result.stderr}` : ''}`);
   }
+});
+
+// the far app's tunnel was open (it sent its 101) when the outbound refused it: a FIN there read
+// as the app's clean end of a stream, and the far app sat half-open (a re-review: CLOSE-WAIT and
+// FIN-WAIT-2 five seconds on); the upstream connection is reset, and the inbound relays the abort
+t.test('the far app of a tunnel refused at its 101 reads an abort, not a clean end', async (t) => {
+  const result = await runChild({ FAR_VERDICT: '1' });
+  t.match(result.stdout, /^saw HTTP\/1\.1 502 /m, 'the app got 502');
+  t.match(result.stdout, /^far error ECONNRESET$/m, `the far app's connection was reset (${result.stdout.trim().replace(/\n/g, '; ')})`);
+  t.same([result.code, result.signal], [0, null], 'and the process ended by itself');
 });
