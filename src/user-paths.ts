@@ -184,8 +184,8 @@ const MAX_LINKS = 40;
  * others may write, lets them rename what is in it and so choose where the path leads (ssh's
  * StrictModes asks the same of a home folder). Every link is judged where it lies, including
  * one reached through another link, which neither the path as given nor its real path shows.
- * Passed: a folder its group may write when that group is root's (root's own, as OpenShift
- * images are, their arbitrary user in group 0); a sticky one (/tmp: only an entry's owner may
+ * Passed: a folder its group may write when that group is root's and the user runs in it
+ * (rootGroupOnly: OpenShift); a sticky one (/tmp: only an entry's owner may
  * rename it) and the root of a mounted file system (a Kubernetes emptyDir is world-writable by
  * design, and only the containers that mount it reach it) when the entry in it is ours or
  * root's as it is now.
@@ -213,7 +213,8 @@ export async function judgePath(path: string, uid = process.getuid?.()): Promise
       folder = entryPath;
       continue;
     }
-    if (++links > MAX_LINKS) return { real: join(entryPath, ...rest), unsafe: `more than ${MAX_LINKS} symbolic links lead on from ${entryPath}`, complete: false };
+    // a loop: the kernel's own error, as opening the path would give it (no one else's doing)
+    if (++links > MAX_LINKS) throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, '${path}'`), { code: 'ELOOP', path });
     const target = await readlink(entryPath);
     if (target.startsWith('/')) folder = '/';
     rest = [...target.split('/').filter((part) => part !== ''), ...rest];
@@ -225,7 +226,7 @@ export async function judgePath(path: string, uid = process.getuid?.()): Promise
 async function othersMayRename(folder: string, entryPath: string, entry: Stats | undefined, uid: number): Promise<string | undefined> {
   const info = await stat(folder);
   if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
-  if ((info.mode & 0o022) === 0 || ((info.mode & 0o002) === 0 && info.gid === 0)) return undefined;
+  if ((info.mode & 0o022) === 0 || ((info.mode & 0o002) === 0 && info.gid === 0 && rootGroupOnly(uid))) return undefined;
   const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
   const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
   const sticky = (info.mode & 0o1000) !== 0;
@@ -233,6 +234,16 @@ async function othersMayRename(folder: string, entryPath: string, entry: Stats |
   // as it is now: a link another user made there chose the way (a missing entry is judged again once made)
   if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${entryPath} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
   return undefined;
+}
+
+/**
+ * Root's group may write as root: only for a user that is not root but runs in group 0, as
+ * OpenShift runs its arbitrary users (its images' folders are root:0, g+w). Not otherwise: a
+ * container run as `--user N` is in group 0 too, and a folder's group bits are an ACL's mask
+ * when it has one (a named user's write entry shows as group write; ACLs are not read here).
+ */
+function rootGroupOnly(uid: number): boolean {
+  return uid !== 0 && process.getgid?.() === 0;
 }
 
 async function isMountPoint(folder: string, info: Stats): Promise<boolean> {

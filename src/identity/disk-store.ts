@@ -228,7 +228,13 @@ export class DiskStore {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
     const [warn, info] = options.quiet ? [this.logger.debug, this.logger.debug] : [this.logger.warn, this.logger.info];
     // a set others could have planted is not served (save() makes the folder ours and 0700)
-    const placed = await this.place();
+    let placed: PathJudgement;
+    try {
+      placed = await this.place();
+    } catch (err) {
+      warn.call(this.logger, { dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
+      return undefined;
+    }
     // a folder missing when judged holds nothing of ours (one made since may be anyone's)
     if (placed.unsafe === undefined && !placed.complete) {
       this.logger.debug({ dir: this.dir }, 'no stored SVID');

@@ -272,7 +272,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // option that goes with it (§7.8), is no switch node:http
       // would make: relayed, the app read "Switching Protocols" on a connection that closed
       if (res.statusCode === 101) {
-        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols ${switchFieldsMissing(res.headers)}`));
+        // the upstream may take itself as switched: reset, as any 101 refused
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols ${switchFieldsMissing(res.headers)}`), true);
         return;
       }
       // node:http takes any status of up to three digits (0, 99, 600): as on every other

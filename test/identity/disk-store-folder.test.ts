@@ -106,7 +106,15 @@ t.test('a folder above identity.dir that another user may write: nothing stored 
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'sticky (as /tmp), with identity/ ours: others may not rename it, used');
   await chown(base, 0, 0);
   await chmod(base, 0o775);
-  t.equal((await store.load(ID))?.serialHex, svid.serialHex, "writable by its group, root's (an OpenShift image's folders): used");
+  // root's group may write it: passed only for a user that is not root running in group 0 (OpenShift)
+  const asUserInGroup0 = spawnSync(process.execPath, ['--import', new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, '--input-type=module', '-e', `
+    import { judgePath } from ${JSON.stringify(new URL('../../src/user-paths.ts', import.meta.url).pathname)};
+    const judged = await judgePath(process.argv[1] + '/identity', 65534);
+    console.log(JSON.stringify(judged.unsafe ?? 'safe'));`, base], { uid: 65534, gid: 0, encoding: 'utf8', timeout: 20_000 });
+  t.equal(asUserInGroup0.stdout.trim(), '"safe"', `uid 65534 in group 0 (OpenShift): a root:0 0775 folder above passes ${asUserInGroup0.stderr}`);
+  lines.length = 0;
+  t.equal(await store.load(ID), undefined, 'root itself (whom a container run as --user N shares group 0 with): not passed');
+  t.match(String(lines.at(-1)?.msg), /is writable by its group \(mode 0775, no sticky bit\)/);
   await chmod(base, 0o1777);
   // in a sticky folder, a link another user made on the way to it: it chose the folder
   await symlink(dir, join(base, 'alias'));
