@@ -4,6 +4,11 @@
 // for another identity, and its OpenAPI specs read again (a spec file may change while the
 // config does not). Nothing is applied here; any refusal keeps the whole running config. Once
 // applied, what the file holds that the next start would fail on is found here too.
+// A file written to moments ago is waited for until it has stood still for RELOAD_SETTLE_MS: a
+// writer that writes it in place (an editor's save, a script's `>`) may have stopped part way,
+// and a config cut short is often still a valid one (one that ends before `inbound.authorize`
+// lets every caller of the trust domain in: a review applied such a file with a SIGHUP sent on
+// inotify's modify event). As a narrowing trust bundle waits for its bytes to stand (README).
 
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
@@ -11,6 +16,25 @@ import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError } from './errors.js';
 import { loadGuards, type Guards } from './schema/guards.js';
 import { identityFileProblems } from './config/referenced-files.js';
+import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How long the config file must have stood unchanged before a reload reads it. */
+export const RELOAD_SETTLE_MS = 2_000;
+/** The most a reload waits for that (a file whose date is in the future is read after it). */
+const MAX_SETTLE_WAIT_MS = 6_000;
+
+/** Waits until `file` was last changed RELOAD_SETTLE_MS ago (or MAX_SETTLE_WAIT_MS have passed). */
+async function settled(file: string): Promise<void> {
+  const deadline = Date.now() + MAX_SETTLE_WAIT_MS;
+  for (;;) {
+    // a file that cannot be stat'ed is the load's to report
+    const changedMs = await stat(file).then((info) => info.mtimeMs, () => undefined);
+    const left = changedMs === undefined ? 0 : Math.min(changedMs + RELOAD_SETTLE_MS - Date.now(), deadline - Date.now());
+    if (left <= 0) return;
+    await sleep(left);
+  }
+}
 
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
 export type ReloadRead = { readonly refused: readonly string[]; readonly aborted?: true } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
@@ -36,6 +60,7 @@ function identityChangeMessage(file: string, key: IdentityKey, running: string, 
 /** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
 export async function readReload(file: string, running: () => SidecarConfig): Promise<ReloadRead> {
   let next: SidecarConfig;
+  await settled(file);
   try {
     next = await loadSidecarConfig(file);
   } catch (err) {

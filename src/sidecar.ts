@@ -223,6 +223,10 @@ export class Sidecar {
     const read = await readReload(this.configFile, () => this.current);
     if ('refused' in read) return reportRefused(report, read.refused, read.aborted);
     const { plan, next, guards } = read;
+    // authorization switched off: meant, or a file cut short (reload-read.ts); either way said
+    if (this.current.inbound?.authorize !== undefined && next.inbound !== undefined && next.inbound.authorize === undefined) {
+      this.logger.warn({ file: this.configFile }, 'this reload removes inbound.authorize: every caller of the trust domain may call now');
+    }
     warnBacktrackingPatterns(guards, this.logger.child({ component: 'openapi' }));
     logConfigWarnings(next, this.configFile, this.logger);
     // a spec file changed under an unchanged key is applied too, and named (spec-changes.ts)
