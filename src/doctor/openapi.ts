@@ -26,7 +26,7 @@ export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> 
         const named = listed.slice(0, 5).map((p) => `#${p.pointer} /${clip(p.pattern, 80)}/`).join(', ');
         return warn(
           name,
-          `${summary}; ${total} pattern${total === 1 ? '' : 's'} only the backtracking regex engine can run (a lookaround, a backreference, a unicode property, or large nested counted repetitions): ${named}${total > 5 ? `, and ${total - 5} more` : ''}`,
+          `${summary}; ${total} pattern${total === 1 ? '' : 's'} only the backtracking regex engine can run (a lookaround, a backreference, a unicode property, or a counted repetition past about {1,16}): ${named}${total > 5 ? `, and ${total - 5} more` : ''}`,
           'rewrite each without lookarounds or backreferences, or make sure it has no nested or overlapping repetition (such as (a+)+): a caller\'s input could otherwise hold the sidecar for seconds',
         );
       } catch (err) {

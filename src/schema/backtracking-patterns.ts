@@ -1,13 +1,14 @@
 // The spec's regular expressions that V8's linear-time engine cannot run (linear-regexps.ts):
-// lookarounds, backreferences, large nested counted repetitions and (in Node 20) those that
-// need unicode mode. On what a caller sends they backtrack without bound when written with
-// nested or overlapping repetition; the sidecar cannot tell which of them are, so each is
+// lookarounds, backreferences, counted repetitions past about {1,16} and (in Node 20) those that
+// need unicode mode, less those that run on RE2 instead (linear-regexps.ts). On what a caller
+// sends they backtrack without bound when written with nested or overlapping repetition; the
+// sidecar cannot tell which of them are, so each is
 // named (file and JSON pointer) for the operator to review: `meshcar doctor` warns, a start or
 // reload logs them at warn. Found where the document is read (the spec-loading thread), once
 // per load: the walk and the engine's refusals cost time in proportion to the document.
 
 import { pointerOf } from './spec-error.js';
-import { NEEDS_UNICODE } from './linear-regexps.js';
+import { linearTime, runsOnRe2 } from './linear-regexps.js';
 
 export interface BacktrackingPattern {
   /** JSON pointer of the pattern inside the dereferenced document. */
@@ -39,7 +40,7 @@ export function backtrackingPatterns(doc: unknown): BacktrackingPatterns {
   const verdicts = new Map<string, boolean>();
   const linear = (pattern: string): boolean => {
     let verdict = verdicts.get(pattern);
-    if (verdict === undefined) verdicts.set(pattern, (verdict = linearTime(pattern)));
+    if (verdict === undefined) verdicts.set(pattern, (verdict = linearTimeOrRe2(pattern)));
     return verdict;
   };
   const found = (pattern: string, path: ReadonlyArray<string | number>) => {
@@ -70,12 +71,7 @@ export function backtrackingPatterns(doc: unknown): BacktrackingPatterns {
   return { listed, total };
 }
 
-/** Compiled for the linear-time engine (the `l` flag): refused if it cannot run there; a pattern that is no regex at all is Ajv's to refuse. */
-function linearTime(pattern: string): boolean {
-  try {
-    new RegExp(pattern, NEEDS_UNICODE.test(pattern) ? 'ul' : 'l');
-    return true;
-  } catch (err) {
-    return !/linear time/i.test((err as Error).message);
-  }
+/** Runs without backtracking far: on V8's linear-time engine, or on RE2 (linear-regexps.ts). */
+function linearTimeOrRe2(pattern: string): boolean {
+  return linearTime(pattern) || runsOnRe2(pattern);
 }

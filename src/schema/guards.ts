@@ -100,4 +100,4 @@ export function warnBacktrackingPatterns(guards: Guards, logger: Logger): void {
 }
 
 /** Why a pattern is named, in the log and in doctor's warning. */
-export const BACKTRACKING_WORDS = "the pattern can only run on the backtracking regex engine (a lookaround, a backreference, a unicode property, or large nested counted repetitions: V8's linear-time engine takes none of them)";
+export const BACKTRACKING_WORDS = "the pattern can only run on the backtracking regex engine (a lookaround, a backreference, a unicode property, or a counted repetition past about {1,16}: V8's linear-time engine takes none of them)";
