@@ -10,6 +10,7 @@ import { linearUniqueItems } from './unique-items.js';
 import { isBase64 } from './byte-format.js';
 import { isUrl } from './url-format.js';
 import { isJsonPointer, isRelativeJsonPointer } from './pointer-formats.js';
+import { boundFormatLengths } from './format-bounds.js';
 import { int64Keyword } from './int64-range.js';
 
 export interface SchemaCompilers {
@@ -75,6 +76,8 @@ export function compilersFor(openapiVersion: string): SchemaCompilers {
     // and its JSON pointers 250-350 ms per MiB on V8's linear-time engine (pointer-formats.ts)
     ajv.addFormat('json-pointer', isJsonPointer);
     ajv.addFormat('relative-json-pointer', isRelativeJsonPointer);
+    // and date-time, regex, email, uri-reference... cost time as long as the value (format-bounds.ts)
+    boundFormatLengths(ajv);
     linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
     ajv.addKeyword(int64Keyword); // ajv-formats' int64 only tests integer-ness
     return ajv;
