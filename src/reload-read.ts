@@ -4,7 +4,7 @@
 // for another identity, and its OpenAPI specs read again (a spec file may change while the
 // config does not). Nothing is applied here; any refusal keeps the whole running config. Once
 // applied, what the file holds that the next start would fail on is found here too.
-// A file written to moments ago is waited for until it has stood still for RELOAD_SETTLE_MS: a
+// A file written to moments ago (the config, then the specs it names) is waited for until it has stood still for RELOAD_SETTLE_MS: a
 // writer that writes it in place (an editor's save, a script's `>`) may have stopped part way,
 // and a config cut short is often still a valid one (one that ends before `inbound.authorize`
 // lets every caller of the trust domain in: a review applied such a file with a SIGHUP sent on
@@ -24,20 +24,36 @@ export const RELOAD_SETTLE_MS = 2_000;
 /** The most a reload waits for that (a file whose date is in the future is read after it). */
 const MAX_SETTLE_WAIT_MS = 6_000;
 
-/** Waits until `file` was last changed RELOAD_SETTLE_MS ago (or MAX_SETTLE_WAIT_MS have passed). */
-async function settled(file: string): Promise<void> {
-  const deadline = Date.now() + MAX_SETTLE_WAIT_MS;
+/** A date further ahead than this is a clock's doing, not a write under way: read at once (it would cost every reload the whole wait). */
+const FUTURE_SLACK_MS = 1_000;
+
+/**
+ * Waits until each of `files` was last changed RELOAD_SETTLE_MS ago (or MAX_SETTLE_WAIT_MS have
+ * passed); returns how long it waited. The timer does not hold the process: a drain that ends
+ * meanwhile lets it exit (the reload is then refused as the stop overtook it).
+ */
+async function settled(files: readonly string[]): Promise<number> {
+  const started = Date.now();
+  const deadline = started + MAX_SETTLE_WAIT_MS;
   for (;;) {
+    const now = Date.now();
     // a file that cannot be stat'ed is the load's to report
-    const changedMs = await stat(file).then((info) => info.mtimeMs, () => undefined);
-    const left = changedMs === undefined ? 0 : Math.min(changedMs + RELOAD_SETTLE_MS - Date.now(), deadline - Date.now());
-    if (left <= 0) return;
-    await sleep(left);
+    const changed = await Promise.all(files.map((file) => stat(file).then((info) => info.mtimeMs, () => 0)));
+    const latest = Math.max(0, ...changed.filter((ms) => ms <= now + FUTURE_SLACK_MS));
+    const left = Math.min(latest + RELOAD_SETTLE_MS - now, deadline - now);
+    if (left <= 0) return Date.now() - started;
+    await sleep(left, undefined, { ref: false });
   }
 }
 
+/** The spec files a config names (a spec may be written in place as the config is). */
+function specFiles(config: SidecarConfig): string[] {
+  const specs = [config.inbound?.openapi?.spec, ...(config.outbound?.upstreams ?? []).map((u) => u.openapi?.spec)];
+  return [...new Set(specs.filter((spec): spec is string => spec !== undefined))];
+}
+
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
-export type ReloadRead = { readonly refused: readonly string[]; readonly aborted?: true } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
+export type ReloadRead = { readonly refused: readonly string[]; readonly aborted?: true } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards; /** Waited for the files to stand (settled). */ readonly waitedMs: number };
 
 /** The live keys of `next` that name SPIFFE IDs, which must be in its trust domain: those the file has. */
 function keysNamingIds(next: SidecarConfig): string[] {
@@ -60,7 +76,7 @@ function identityChangeMessage(file: string, key: IdentityKey, running: string, 
 /** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
 export async function readReload(file: string, running: () => SidecarConfig): Promise<ReloadRead> {
   let next: SidecarConfig;
-  await settled(file);
+  let waitedMs = await settled([file]);
   try {
     next = await loadSidecarConfig(file);
   } catch (err) {
@@ -74,8 +90,9 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
   if (plan.identityChanged.length > 0) return { refused: plan.identityChanged.map((key) => identityChangeMessage(file, key, current[key], next)) };
   // the specs are read again on every reload; one that fails keeps the whole running config, specs included
+  waitedMs += await settled(specFiles(plan.effective));
   try {
-    return { plan, next, guards: await loadGuards(plan.effective) };
+    return { plan, next, guards: await loadGuards(plan.effective), waitedMs };
   } catch (err) {
     return { refused: [`${file}: ${describeError(err)}`] };
   }

@@ -222,7 +222,7 @@ export class Sidecar {
     const readStarted = performance.now();
     const read = await readReload(this.configFile, () => this.current);
     if ('refused' in read) return reportRefused(report, read.refused, read.aborted);
-    const { plan, next, guards } = read;
+    const { plan, next, guards, waitedMs } = read;
     // authorization switched off: meant, or a file cut short (reload-read.ts); either way said
     if (this.current.inbound?.authorize !== undefined && next.inbound !== undefined && next.inbound.authorize === undefined) {
       this.logger.warn({ file: this.configFile }, 'this reload removes inbound.authorize: every caller of the trust domain may call now');
@@ -240,7 +240,7 @@ export class Sidecar {
     // workers > 1: they run exactly what was read and checked here (the file is read once),
     // all of them or none (src/workers/reload-round.ts); the primary's view follows the outcome
     // what this took here bounds what it may take each worker (src/workers/prepare-deadline.ts)
-    const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) }, performance.now() - readStarted);
+    const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) }, performance.now() - readStarted - waitedMs);
     // the stop overtook the round: told as one process tells a reload during its drain (a
     // warning, not a failed reload), with what the workers said
     if (round?.outcome === 'aborted' && round.stopping) return reportNotRunWhileDraining(this.logger, round.messages);

@@ -70,3 +70,34 @@ t.test('a config file still being written in place is read once it has stood; on
   t.equal((await config()).inbound?.authorize, undefined, 'a file without authorize: applied');
   t.ok(sidecar.lines.slice(from).some((l) => l.level === 40 && l.msg === 'this reload removes inbound.authorize: every caller of the trust domain may call now'), 'with a warn line');
 });
+
+// the specs a config names are read the same way: one cut short (before `maximum: 10`) was applied
+t.test('a spec file still being written in place is read once it has stood', async (t) => {
+  const { readReload } = await import('../src/reload-read.js');
+  const { loadSidecarConfig } = await import('../src/config/sidecar-config.js');
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir();
+  const sidecar = await startFilesSidecar(pki, dir);
+  t.teardown(() => sidecar.close());
+  const file = join(dir, 'orders.yaml');
+  const spec = join(dir, 'orders.openapi.yaml');
+  const specText = (max: boolean) => `openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      parameters:\n        - name: qty\n          in: query\n          schema:\n            type: integer\n${max ? '            maximum: 10\n' : ''}      responses: {'200': {description: ok}}\n`;
+  await writeFile(spec, specText(true));
+  const text = await readFile(file, 'utf8');
+  const inbound = /inbound: \{listen: "([^"]+)", app: "([^"]+)"\}/.exec(text);
+  await writeFile(file, `${text.replace(/^inbound: .*$/m, '').trim()}\ninbound:\n  listen: "${inbound?.[1]}"\n  app: "${inbound?.[2]}"\n  openapi: {spec: ${spec}, mode: enforce}\n`);
+  const past = new Date(Date.now() - 60_000);
+  await utimes(file, past, past);
+  const running = await loadSidecarConfig(file);
+  // the spec, cut before its maximum; the writer finishes 1.2 s later (the read took ~0.1 s)
+  await writeFile(spec, specText(false));
+  const started = Date.now();
+  const reading = readReload(file, () => running);
+  await sleep(1_200);
+  await writeFile(spec, specText(true));
+  const read = await reading;
+  t.ok('guards' in read, JSON.stringify('refused' in read ? read.refused : ''));
+  if (!('guards' in read)) return;
+  t.ok(Date.now() - started >= RELOAD_SETTLE_MS, `waited for the spec to stand (${Date.now() - started} ms; ${read.waitedMs} ms counted as waiting)`);
+  t.equal(read.guards.inbound?.spec.check('GET', '/orders', 'qty=1000', {}, false).violation?.kind, 'query', 'the whole spec was read: qty=1000 is over its maximum');
+});

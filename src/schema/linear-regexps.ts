@@ -14,7 +14,8 @@
 // repetition or offers alternatives (`^(?:[a-zA-Z0-9]+[-_ ]?){1,20}$`) held a sidecar 5 s on
 // 30 characters and a `!` (a review; each two more characters 3.6 times longer). Those run on
 // RE2 (re2-wasm: linear time, 5-20 µs a test against V8's 0.05), in unicode mode (its only one:
-// `.` is then a code point). One with a single repetition and no alternatives
+// a character outside the BMP counts once there, twice on V8 without `u`), with JavaScript's
+// `.`, `\s` and `\S` written out (forRe2). One with a single repetition and no alternatives
 // (`^[A-Z0-9]{1,32}$`) stays on V8: its backtracking is bounded by the repetition.
 
 import v8 from 'node:v8';
@@ -41,48 +42,121 @@ export function linearTime(pattern: string): boolean {
 
 /**
  * Whether a pattern can backtrack past what one repetition bounds: more than one quantifier
- * (`*`, `+`, `?`, `{…}`; a lazy `?` after one is part of it), or alternatives (`|`). Outside
- * character classes and escapes; conservative (a second quantifier beside the first counts).
+ * (`*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}`; a `?` or `+` right after one modifies it), or
+ * alternatives (`|`). Escapes and character classes are skipped whole (an escaped `+` is a
+ * character, and a quantifier after it counts). Conservative: a second quantifier anywhere counts.
  */
 export function repeatsOrAlternates(pattern: string): boolean {
   let quantifiers = 0;
   let inClass = false;
+  let afterQuantifier = false;
+  let afterOpenParen = false;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
     if (c === '\\') {
       i++;
+      afterQuantifier = afterOpenParen = false;
       continue;
     }
     if (inClass) {
       if (c === ']') inClass = false;
       continue;
     }
+    let quantifier = false;
     if (c === '[') inClass = true;
     else if (c === '|') return true;
-    else if (c === '*' || c === '+' || (c === '?' && i > 0 && pattern[i - 1] !== '(')) quantifiers += pattern[i - 1] === '*' || pattern[i - 1] === '+' || pattern[i - 1] === '?' || pattern[i - 1] === '}' ? 0 : 1;
-    else if (c === '{' && /^\{\d+(,\d*)?\}/.test(pattern.slice(i, i + 24))) quantifiers++;
-    if (quantifiers > 1) return true;
+    else if (c === '*' || c === '+') quantifier = true;
+    // `(?:`, `(?=`, `(?<name>`: group syntax, not a quantifier
+    else if (c === '?') quantifier = !afterOpenParen;
+    else if (c === '{') {
+      const counted = /^\{\d+(?:,\d*)?\}/.exec(pattern.slice(i, i + 24));
+      if (counted) {
+        quantifier = true;
+        i += counted[0].length - 1;
+      }
+    }
+    if (quantifier && !afterQuantifier && ++quantifiers > 1) return true;
+    afterQuantifier = quantifier;
+    afterOpenParen = c === '(';
   }
   return false;
 }
 
+interface Re2Like {
+  test(text: string): boolean;
+}
 interface Re2Constructor {
-  new (pattern: string, flags: string): { test(text: string): boolean };
+  new (pattern: string, flags: string): Re2Like;
 }
 let re2: Re2Constructor | undefined;
 
-/** `pattern` on RE2, or undefined when RE2 does not take it (its syntax differs in places: V8 runs it then). */
-function onRe2(pattern: string): { test(text: string): boolean } | undefined {
-  try {
-    // loaded with the first pattern that needs it (most specs have none)
-    re2 ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: Re2Constructor }).RE2;
-    return new re2(pattern, 'u');
-  } catch {
-    return undefined;
+/**
+ * JavaScript's meaning of `.`, `\s` and `\S` written out for RE2, whose `\s` is `[\t\n\f\r ]`
+ * only and whose `.` stops at `\n` only: left as they were, `^(?:\S+,?){1,20}$` took a
+ * no-break space that V8 refuses (a review). JavaScript's white space and line terminators:
+ */
+const JS_SPACE = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff';
+
+/** `pattern` rewritten for RE2 with JavaScript's `.`, `\s`, `\S`; undefined when that cannot be (an `\S` or `.` inside a class stays V8's). */
+export function forRe2(pattern: string): string | undefined {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '\\') {
+      const next = pattern[i + 1] ?? '';
+      i++;
+      if (next === 's') out += inClass ? JS_SPACE : `[${JS_SPACE}]`;
+      else if (next === 'S') {
+        if (inClass) return undefined;
+        out += `[^${JS_SPACE}]`;
+      } else out += c + next;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    out += c === '.' ? '[^\\n\\r\\u2028\\u2029]' : c;
   }
+  return out;
 }
 
-/** Whether a pattern runs on RE2 (see the header): V8's linear engine refuses it, and it could backtrack far. */
+/**
+ * One RE2 per pattern, for the process's life: re2-wasm's memory is fixed (16 MB) and nothing
+ * frees what it compiled (no finaliser in Node 20), while Ajv asks for a pattern's expression
+ * anew at every load: a review's 385th reload found it full, and the pattern back on V8. An RE2
+ * without the g or y flag keeps no state between tests, so validators share it. Bounded: past
+ * MAX_RE2_PATTERNS distinct patterns the next run on V8 (listed at load, as any that backtracks).
+ */
+const compiled = new Map<string, Re2Like | null>();
+const MAX_RE2_PATTERNS = 2_000;
+
+/** `pattern` on RE2 with JavaScript's meaning, or undefined when it cannot be (then V8 runs it). */
+function onRe2(pattern: string): Re2Like | undefined {
+  const known = compiled.get(pattern);
+  if (known !== undefined) return known ?? undefined;
+  if (compiled.size >= MAX_RE2_PATTERNS) return undefined;
+  let made: Re2Like | null = null;
+  try {
+    // JavaScript's own syntax only (RE2 takes \a, \z, [[:alpha:]] that mean other things here)
+    new RegExp(pattern, 'u');
+    const rewritten = forRe2(pattern);
+    if (rewritten !== undefined) {
+      // loaded with the first pattern that needs it (most specs have none)
+      re2 ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: Re2Constructor }).RE2;
+      made = new re2(rewritten, 'u');
+    }
+  } catch {
+    made = null;
+  }
+  compiled.set(pattern, made);
+  return made ?? undefined;
+}
+
+/** Whether a pattern runs on RE2 (see the header): V8's linear engine refuses it, it could backtrack far, and RE2 can run it with JavaScript's meaning. */
 export function runsOnRe2(pattern: string): boolean {
   return !linearTime(pattern) && repeatsOrAlternates(pattern) && onRe2(pattern) !== undefined;
 }
