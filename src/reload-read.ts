@@ -28,13 +28,12 @@ const MAX_SETTLE_WAIT_MS = 6_000;
 const FUTURE_SLACK_MS = 1_000;
 
 /**
- * Waits until each of `files` was last changed RELOAD_SETTLE_MS ago (or MAX_SETTLE_WAIT_MS have
- * passed); returns how long it waited. The timer does not hold the process: a drain that ends
+ * Waits until each of `files` was last changed RELOAD_SETTLE_MS ago (or `deadline` has passed);
+ * returns how long it waited. The timer does not hold the process: a drain that ends
  * meanwhile lets it exit (the reload is then refused as the stop overtook it).
  */
-async function settled(files: readonly string[]): Promise<number> {
+async function settled(files: readonly string[], deadline: number): Promise<number> {
   const started = Date.now();
-  const deadline = started + MAX_SETTLE_WAIT_MS;
   for (;;) {
     const now = Date.now();
     // a file that cannot be stat'ed is the load's to report
@@ -76,7 +75,9 @@ function identityChangeMessage(file: string, key: IdentityKey, running: string, 
 /** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
 export async function readReload(file: string, running: () => SidecarConfig): Promise<ReloadRead> {
   let next: SidecarConfig;
-  let waitedMs = await settled([file]);
+  // one bound for the config and its specs together
+  const deadline = Date.now() + MAX_SETTLE_WAIT_MS;
+  let waitedMs = await settled([file], deadline);
   try {
     next = await loadSidecarConfig(file);
   } catch (err) {
@@ -90,7 +91,7 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
   if (plan.identityChanged.length > 0) return { refused: plan.identityChanged.map((key) => identityChangeMessage(file, key, current[key], next)) };
   // the specs are read again on every reload; one that fails keeps the whole running config, specs included
-  waitedMs += await settled(specFiles(plan.effective));
+  waitedMs += await settled(specFiles(plan.effective), deadline);
   try {
     return { plan, next, guards: await loadGuards(plan.effective), waitedMs };
   } catch (err) {

@@ -4,7 +4,7 @@
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
 import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
-import { access, lstat, mkdir, readlink, stat } from 'node:fs/promises';
+import { access, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
@@ -163,90 +163,4 @@ export function otherWriters(info: Stats, uid = process.getuid?.()): OtherWriter
   if ((info.mode & 0o022) === 0) return undefined;
   const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
   return { who, mode: (info.mode & 0o7777).toString(8).padStart(4, '0') };
-}
-
-/** Where a path leads, judged on the way (judgePath). */
-export interface PathJudgement {
-  /** The path with every link resolved; a missing tail as given (folders to be made). */
-  readonly real: string;
-  /** Why another user could change where it leads, or undefined. */
-  readonly unsafe: string | undefined;
-  /** Whether it all exists: a tail made later must be judged again once made (another user may make it first). */
-  readonly complete: boolean;
-}
-
-/** As the kernel: more links than this on one path is ELOOP. */
-const MAX_LINKS = 40;
-
-/**
- * Resolves `path` one part at a time, as the kernel does, and judges every folder it passes
- * through, for the user `uid` (the running one): one another user owns, or that its group or
- * others may write, lets them rename what is in it and so choose where the path leads (ssh's
- * StrictModes asks the same of a home folder). Every link is judged where it lies, including
- * one reached through another link, which neither the path as given nor its real path shows.
- * Passed: a folder its group may write when that group is root's and the user runs in it
- * (rootGroupOnly: OpenShift); a sticky one (/tmp: only an entry's owner may
- * rename it) and the root of a mounted file system (a Kubernetes emptyDir is world-writable by
- * design, and only the containers that mount it reach it) when the entry in it is ours or
- * root's as it is now.
- */
-export async function judgePath(path: string, uid = process.getuid?.()): Promise<PathJudgement> {
-  let rest = resolve(path).split('/').filter((part) => part !== '');
-  let folder = '/';
-  let links = 0;
-  while (rest.length > 0) {
-    const name = rest.shift() as string;
-    if (name === '.') continue;
-    // the folder is a real one here: its `..` is its parent
-    if (name === '..') {
-      folder = dirname(folder);
-      continue;
-    }
-    const entryPath = join(folder, name);
-    const entry = await lstat(entryPath).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
-    const why = uid === undefined ? undefined : await othersMayRename(folder, entryPath, entry, uid);
-    if (why !== undefined || entry === undefined) return { real: join(entryPath, ...rest), unsafe: why, complete: false };
-    if (!entry.isSymbolicLink()) {
-      folder = entryPath;
-      continue;
-    }
-    // a loop: the kernel's own error, as opening the path would give it (no one else's doing)
-    if (++links > MAX_LINKS) throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, '${path}'`), { code: 'ELOOP', path });
-    const target = await readlink(entryPath);
-    if (target.startsWith('/')) folder = '/';
-    rest = [...target.split('/').filter((part) => part !== ''), ...rest];
-  }
-  return { real: folder, unsafe: undefined, complete: true };
-}
-
-/** Why another user could rename `entryPath` (or make it, when missing) in `folder`, or undefined. */
-async function othersMayRename(folder: string, entryPath: string, entry: Stats | undefined, uid: number): Promise<string | undefined> {
-  const info = await stat(folder);
-  if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
-  if ((info.mode & 0o022) === 0 || ((info.mode & 0o002) === 0 && info.gid === 0 && rootGroupOnly(uid))) return undefined;
-  const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
-  const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
-  const sticky = (info.mode & 0o1000) !== 0;
-  if (!sticky && !(await isMountPoint(folder, info))) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
-  // as it is now: a link another user made there chose the way (a missing entry is judged again once made)
-  if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${entryPath} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
-  return undefined;
-}
-
-/**
- * Root's group may write as root: only for a user that is not root but runs in group 0, as
- * OpenShift runs its arbitrary users (its images' folders are root:0, g+w). Not otherwise: a
- * container run as `--user N` is in group 0 too, and a folder's group bits are an ACL's mask
- * when it has one (a named user's write entry shows as group write; ACLs are not read here).
- */
-function rootGroupOnly(uid: number): boolean {
-  return uid !== 0 && process.getgid?.() === 0;
-}
-
-async function isMountPoint(folder: string, info: Stats): Promise<boolean> {
-  const parent = dirname(folder);
-  return parent !== folder && (await stat(parent).then((p) => p.dev !== info.dev, () => false));
 }

@@ -11,7 +11,8 @@ import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError } from '../errors.js';
 import { otherWriters } from '../user-paths.js';
-import { notOurs, placeStore, STORE_FILES } from '../identity/disk-store.js';
+import { STORE_FILES } from '../identity/disk-store.js';
+import { notOurs, placeStore } from '../identity/store-folder.js';
 import { join } from 'node:path';
 import { shellWord } from '../shell-word.js';
 

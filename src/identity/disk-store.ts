@@ -10,13 +10,14 @@
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
-import { judgePath, otherWriters, type PathJudgement } from '../user-paths.js';
+import { otherWriters } from '../user-paths.js';
+import type { PathJudgement } from '../path-trust.js';
+import { makePrivate, notOurs, placeStore } from './store-folder.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -73,52 +74,7 @@ async function writeNewFile(file: string, content: string, mode: number): Promis
   }
 }
 
-/**
- * Where the store folder really is (links resolved), why another user could swap it (see
- * DiskStore.place), and whether it exists, for the user `uid` (judgePath).
- */
-export async function placeStore(dir: string, uid = process.getuid?.()): Promise<PathJudgement> {
-  const judged = await judgePath(dir, uid);
-  if (judged.unsafe === undefined) return judged;
-  return { ...judged, unsafe: `${judged.unsafe}: another user could swap it for a folder of their choosing (keep identity.dir under folders only its user or root may write)` };
-}
-
 const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
-
-/**
- * Why a file the store opened may hold what someone else wrote, judged on the opened file itself
- * (undefined: ours, or root's, and writable by its owner only). The folder is checked by path
- * first, but the path is opened again for each file: whoever may write a folder above
- * identity.dir can swap it for a link to a folder of their own between the check and the open,
- * and their set was served (a review's `nobody` loop won 2 restarts of 8). Files they make are
- * theirs, whatever path leads to them. `uid`: the user the store is for (the running one).
- */
-export function notOurs(stats: Stats, uid = process.getuid?.()): string | undefined {
-  const others = otherWriters(stats, uid);
-  if (others === undefined) return undefined;
-  if (!('owner' in others)) return `is writable by ${others.who} (mode ${others.mode})`;
-  // root's file: root may write anything of ours anyway (`sudo meshcar ca issue --out` made it)
-  if (others.owner !== 0) return `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}) or root`;
-  return (stats.mode & 0o022) === 0 ? undefined : `is root's but writable by others (mode ${(stats.mode & 0o7777).toString(8).padStart(4, '0')})`;
-}
-
-/**
- * Makes a folder this store writes into exactly 0700, through a handle on the folder itself, and
- * only a folder of this user's: by path, a chmod followed a link planted in its place (see
- * notOurs) to whatever folder of ours it named.
- */
-async function makePrivate(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    const stats = await handle.stat();
-    const uid = process.getuid?.();
-    if (uid !== undefined && stats.uid !== uid) throw new Error(`${dir} is owned by uid ${stats.uid}, not by the user running meshcar (uid ${uid}): not saving keys into it (chown it, or set another identity.dir)`);
-    // the mode mkdir gave is narrowed by the umask; an existing folder may be wider than we want
-    await handle.chmod(0o700);
-  } finally {
-    await handle.close();
-  }
-}
 
 export class DiskStore {
   readonly dir: string;

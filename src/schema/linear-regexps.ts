@@ -97,7 +97,12 @@ let re2: Re2Constructor | undefined;
  */
 const JS_SPACE = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff';
 
-/** `pattern` rewritten for RE2 with JavaScript's `.`, `\s`, `\S`; undefined when that cannot be (an `\S` or `.` inside a class stays V8's). */
+/**
+ * `pattern` rewritten for RE2 with JavaScript's `.`, `\s`, `\S`; undefined when that cannot be
+ * done faithfully, and V8 runs it: an `\S` inside a class, a class whose first character is `]`
+ * (`[]`, `[^]`: empty and any in JavaScript, a literal `]` in RE2), `\c` (re2-wasm's own rewrite
+ * of it is wrong) and `(` inside a class (re2-wasm rewrites `(?<` even there).
+ */
 export function forRe2(pattern: string): string | undefined {
   let out = '';
   let inClass = false;
@@ -106,6 +111,7 @@ export function forRe2(pattern: string): string | undefined {
     if (c === '\\') {
       const next = pattern[i + 1] ?? '';
       i++;
+      if (next === 'c') return undefined;
       if (next === 's') out += inClass ? JS_SPACE : `[${JS_SPACE}]`;
       else if (next === 'S') {
         if (inClass) return undefined;
@@ -115,10 +121,15 @@ export function forRe2(pattern: string): string | undefined {
     }
     if (inClass) {
       if (c === ']') inClass = false;
+      if (c === '(') return undefined;
       out += c;
       continue;
     }
-    if (c === '[') inClass = true;
+    if (c === '[') {
+      inClass = true;
+      const first = pattern[i + 1] === '^' ? pattern[i + 2] : pattern[i + 1];
+      if (first === ']') return undefined;
+    }
     out += c === '.' ? '[^\\n\\r\\u2028\\u2029]' : c;
   }
   return out;
@@ -128,28 +139,40 @@ export function forRe2(pattern: string): string | undefined {
  * One RE2 per pattern, for the process's life: re2-wasm's memory is fixed (16 MB) and nothing
  * frees what it compiled (no finaliser in Node 20), while Ajv asks for a pattern's expression
  * anew at every load: a review's 385th reload found it full, and the pattern back on V8. An RE2
- * without the g or y flag keeps no state between tests, so validators share it. Bounded: past
- * MAX_RE2_PATTERNS distinct patterns the next run on V8 (listed at load, as any that backtracks).
+ * without the g or y flag keeps no state between tests, so validators share it. Bounded, well
+ * within that memory (~40 KB a pattern): a pattern that needs RE2 past MAX_RE2_PATTERNS, or
+ * when its memory is spent, fails the load (a reload is refused whole, the running specs kept;
+ * a start says so) rather than run on V8 unlisted (the spec-loading thread, with a memory of
+ * its own, would judge it runs on RE2).
  */
 const compiled = new Map<string, Re2Like | null>();
-const MAX_RE2_PATTERNS = 2_000;
+const MAX_RE2_PATTERNS = 200;
 
-/** `pattern` on RE2 with JavaScript's meaning, or undefined when it cannot be (then V8 runs it). */
+/** `pattern` on RE2 with JavaScript's meaning, or undefined when its syntax cannot be (then V8 runs it, and it is listed at load). */
 function onRe2(pattern: string): Re2Like | undefined {
   const known = compiled.get(pattern);
   if (known !== undefined) return known ?? undefined;
-  if (compiled.size >= MAX_RE2_PATTERNS) return undefined;
-  let made: Re2Like | null = null;
+  let rewritten: string | undefined;
   try {
     // JavaScript's own syntax only (RE2 takes \a, \z, [[:alpha:]] that mean other things here)
     new RegExp(pattern, 'u');
-    const rewritten = forRe2(pattern);
-    if (rewritten !== undefined) {
-      // loaded with the first pattern that needs it (most specs have none)
-      re2 ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: Re2Constructor }).RE2;
-      made = new re2(rewritten, 'u');
-    }
+    rewritten = forRe2(pattern);
   } catch {
+    rewritten = undefined;
+  }
+  if (rewritten === undefined) {
+    compiled.set(pattern, null);
+    return undefined;
+  }
+  if (compiled.size >= MAX_RE2_PATTERNS) throw new Error(`the pattern ${JSON.stringify(pattern)} needs the RE2 engine, which holds ${MAX_RE2_PATTERNS} patterns at most in this process: restart the sidecar to load this spec`);
+  // loaded with the first pattern that needs it (most specs have none)
+  re2 ??= (createRequire(import.meta.url)('re2-wasm') as { RE2: Re2Constructor }).RE2;
+  let made: Re2Like | null;
+  try {
+    made = new re2(rewritten, 'u');
+  } catch (err) {
+    // its memory spent: not a verdict on the pattern, never cached
+    if ((err as Error).name === 'RuntimeError') throw new Error(`the pattern ${JSON.stringify(pattern)} needs the RE2 engine, whose memory is spent in this process: restart the sidecar to load this spec`);
     made = null;
   }
   compiled.set(pattern, made);
@@ -158,7 +181,13 @@ function onRe2(pattern: string): Re2Like | undefined {
 
 /** Whether a pattern runs on RE2 (see the header): V8's linear engine refuses it, it could backtrack far, and RE2 can run it with JavaScript's meaning. */
 export function runsOnRe2(pattern: string): boolean {
-  return !linearTime(pattern) && repeatsOrAlternates(pattern) && onRe2(pattern) !== undefined;
+  if (linearTime(pattern) || !repeatsOrAlternates(pattern)) return false;
+  try {
+    return onRe2(pattern) !== undefined;
+  } catch {
+    // spent or full (the loading thread's own): Ajv's compile in the main thread says so
+    return true;
+  }
 }
 
 /** Ajv's `code.regExp`: a spec pattern as a RegExp, in unicode mode only when it needs it, or on RE2 (see the header). */

@@ -108,7 +108,7 @@ t.test('a folder above identity.dir that another user may write: nothing stored 
   await chmod(base, 0o775);
   // root's group may write it: passed only for a user that is not root running in group 0 (OpenShift)
   const asUserInGroup0 = spawnSync(process.execPath, ['--import', new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, '--input-type=module', '-e', `
-    import { judgePath } from ${JSON.stringify(new URL('../../src/user-paths.ts', import.meta.url).pathname)};
+    import { judgePath } from ${JSON.stringify(new URL('../../src/path-trust.ts', import.meta.url).pathname)};
     const judged = await judgePath(process.argv[1] + '/identity', 65534);
     console.log(JSON.stringify(judged.unsafe ?? 'safe'));`, base], { uid: 65534, gid: 0, encoding: 'utf8', timeout: 20_000 });
   t.equal(asUserInGroup0.stdout.trim(), '"safe"', `uid 65534 in group 0 (OpenShift): a root:0 0775 folder above passes ${asUserInGroup0.stderr}`);
