@@ -27,7 +27,8 @@ t.test('a long run of inner spaces costs a scan', async (t) => {
     const ms = performance.now() - started;
     t.equal(out['x-pad'], value, 'inner spaces are kept');
     t.equal(out['x-end'], 'b');
-    t.ok(ms < 100, `${size} spaces: ${ms.toFixed(1)} ms (the expression: ~3.5 s for 64 KiB, 72 s for 1 MiB)`);
+    // the bound is far under the fault's and well over a loaded host's scan (168 ms once in a clean-clone run of the suite)
+    t.ok(ms < 1_000, `${size} spaces: ${ms.toFixed(1)} ms (the expression: ~3.5 s for 64 KiB, 72 s for 1 MiB)`);
   }
 });
 
