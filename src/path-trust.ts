@@ -6,6 +6,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { otherWriters } from './user-paths.js';
 
 /** Where a path leads, judged on the way (judgePath). */
 export interface PathJudgement {
@@ -67,10 +68,11 @@ export async function judgePath(path: string, uid = process.getuid?.()): Promise
 /** Why another user could rename `entryPath` (or make it, when missing) in `folder`, or undefined. */
 async function othersMayRename(folder: string, entryPath: string, entry: Stats | undefined, uid: number): Promise<string | undefined> {
   const info = await stat(folder);
-  if (info.uid !== uid && info.uid !== 0) return `${folder}, a folder above it, is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
-  if ((info.mode & 0o022) === 0 || ((info.mode & 0o002) === 0 && info.gid === 0 && rootGroupOnly(uid))) return undefined;
-  const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
-  const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+  const writers = otherWriters(info, uid, true);
+  if (writers === undefined) return undefined;
+  if ('owner' in writers) return `${folder}, a folder above it, is owned by uid ${writers.owner}, not by the user running meshcar (uid ${uid}) or root`;
+  if ((info.mode & 0o002) === 0 && info.gid === 0 && rootGroupOnly(uid)) return undefined;
+  const { who, mode } = writers;
   const sticky = (info.mode & 0o1000) !== 0;
   if (!sticky && !(await isMountPoint(folder, info))) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
   // as it is now: a link another user made there chose the way (a missing entry is judged again once made)

@@ -155,11 +155,12 @@ export async function prepareOutFile(file: string): Promise<void> {
 /**
  * Who besides the user running meshcar could change a folder of keys: its owner, when that is
  * another user, or its group or everyone, when the mode lets them write; undefined when no one.
+ * `rootTrusted`: root as the owner is no other writer (root may write anything of ours anyway).
  */
 export type OtherWriters = { readonly owner: number; readonly uid: number } | { readonly who: 'group and others' | 'its group' | 'others'; readonly mode: string };
 
-export function otherWriters(info: Stats, uid = process.getuid?.()): OtherWriters | undefined {
-  if (uid !== undefined && info.uid !== uid) return { owner: info.uid, uid };
+export function otherWriters(info: Stats, uid = process.getuid?.(), rootTrusted = false): OtherWriters | undefined {
+  if (uid !== undefined && info.uid !== uid && !(rootTrusted && info.uid === 0)) return { owner: info.uid, uid };
   if ((info.mode & 0o022) === 0) return undefined;
   const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
   return { who, mode: (info.mode & 0o7777).toString(8).padStart(4, '0') };

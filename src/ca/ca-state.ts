@@ -183,18 +183,15 @@ async function requirePrivateEntries(dir: string, depth = 0): Promise<void> {
     // through a symbolic link: the mode that guards the key is its target's
     const info = await stat(path).catch(() => undefined); // gone meanwhile, or a dangling link: nothing to guard
     if (info === undefined) continue;
-    const others = otherWriters(info);
-    if (others !== undefined && 'owner' in others && others.owner !== 0) {
+    const others = otherWriters(info, undefined, true);
+    if (others !== undefined && 'owner' in others) {
       throw new MeshcarError('forbidden', `${path} in the CA folder is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); run "chown ${others.uid} ${shellWord(path)}" (as root), or run meshcar as its owner`);
     }
     if (info.isFile() && KEY_NAME.test(name) && (info.mode & 0o077) !== 0) {
       const who = (info.mode & 0o070) !== 0 ? ((info.mode & 0o007) !== 0 ? 'group and others' : 'its group') : 'others';
       throw new MeshcarError('forbidden', `the CA key ${path} can be read or written by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could sign with it; run "chmod 600 ${shellWord(path)}"`);
     }
-    if ((info.mode & 0o022) !== 0) {
-      const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
-      throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
-    }
+    if (others !== undefined) throw new MeshcarError('forbidden', `${path} in the CA folder is writable by ${others.who} (mode ${others.mode}), who could replace it; run "chmod go-w ${shellWord(path)}"`);
     if (info.isDirectory() && depth < MAX_KEY_DEPTH) await requirePrivateEntries(path, depth + 1);
   }
 }

@@ -27,12 +27,11 @@ export async function placeStore(dir: string, uid = process.getuid?.()): Promise
  * theirs, whatever path leads to them. `uid`: the user the store is for (the running one).
  */
 export function notOurs(stats: Stats, uid = process.getuid?.()): string | undefined {
-  const others = otherWriters(stats, uid);
+  // root's file is taken as ours (`sudo meshcar ca issue --out` made it)
+  const others = otherWriters(stats, uid, true);
   if (others === undefined) return undefined;
-  if (!('owner' in others)) return `is writable by ${others.who} (mode ${others.mode})`;
-  // root's file: root may write anything of ours anyway (`sudo meshcar ca issue --out` made it)
-  if (others.owner !== 0) return `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}) or root`;
-  return (stats.mode & 0o022) === 0 ? undefined : `is root's but writable by others (mode ${(stats.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  if ('owner' in others) return `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}) or root`;
+  return `is writable by ${others.who} (mode ${others.mode})`;
 }
 
 /**
