@@ -231,9 +231,15 @@ export class ResetBudget {
       this.completedStream(nowMs);
       return undefined;
     }
+    return this.deadlineReset(nowMs);
+  }
+
+  /** A peer's reset at its stream's deadline (peerResetKind 'deadline'): here, and (`shared`) across the caller's connections. */
+  private deadlineReset(nowMs: number): 'rapid_reset' | undefined {
     this.roll(nowMs);
     this.atDeadline++;
-    return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : undefined;
+    const sharedAbuse = this.shared?.deadlineReset(nowMs);
+    return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : sharedAbuse;
   }
 
   /**
@@ -251,13 +257,20 @@ export class ResetBudget {
     return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : sharedAbuse;
   }
 
-  /** Returns the abuse reason when the budget is exhausted, else undefined. */
+  /**
+   * Returns the abuse reason when the budget is exhausted, else undefined. Counted on this
+   * connection and (`shared`) across the caller's connections: spread over connections, a
+   * caller got each one's whole allowance, a reconnect all a GOAWAY cost it. The shared count
+   * trips only when the caller's resets also outnumber its completed streams, so the replicas
+   * of one busy, well-behaved service (one identity) cancelling now and then never trip it.
+   */
   reset(byPeer: boolean, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
     this.roll(nowMs);
     if (byPeer) this.peerResets++;
     else this.provoked++;
+    const sharedAbuse = this.shared?.reset(byPeer, nowMs);
     const total = this.peerResets + this.provoked;
     if (total > this.max && total > this.completed) return this.peerResets >= this.provoked ? 'rapid_reset' : 'made_you_reset';
-    return undefined;
+    return sharedAbuse;
   }
 }

@@ -8,7 +8,8 @@
 // its session's maxSessionMemory); the bytes the stream held are let go with it.
 // Counted: every flow-controlled byte a stream accepted, until its credit goes back (the
 // consumer took it, or the stream went away) or the connection ends.
-// The streams reset for it are counted here too, across the connections (each connection's
+// The streams reset for it, the caller's own premature resets and those at their deadlines,
+// and the streams completed, are counted here too, across the connections (each connection's
 // ResetBudget also counts its own): a caller spreading streams over many connections got each
 // connection's whole allowance of such resets, a reconnect all a GOAWAY cost it.
 
@@ -17,7 +18,7 @@ import type { ResetBudget } from './limits.js';
 export class ReceiveBudget {
   /** Bytes held now by every connection sharing this budget. */
   held = 0;
-  /** The sharing connections' buffer_limit resets and completed streams, one window (made by the first connection, with its limits). */
+  /** The sharing connections' resets and completed streams, one window (made by the first connection, with its limits). */
   resets: ResetBudget | undefined;
   constructor(readonly maxBytes: number) {}
 
