@@ -18,6 +18,8 @@ import { waitFor } from '../h2/fixtures/h2-helpers.js';
 interface PeerConnection {
   data: string;
   closed: boolean;
+  /** How the outbound ended it: 'end' (a FIN), or an error's code ('ECONNRESET': a reset). */
+  ended?: string;
 }
 
 async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
@@ -27,7 +29,8 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
     const conn: PeerConnection = { data: '', closed: false };
     connections.push(conn);
     let answered = false;
-    socket.on('error', () => {});
+    socket.on('error', (err: NodeJS.ErrnoException) => (conn.ended ??= err.code));
+    socket.on('end', () => (conn.ended ??= 'end'));
     socket.on('close', () => (conn.closed = true));
     socket.on('data', (chunk: Buffer) => {
       conn.data += chunk.toString('latin1');
@@ -172,6 +175,9 @@ t.test('a 101 without an Upgrade field is no switch: 502 bad_gateway, never rela
   const record = (await fx.observer.waitForRequests(1)).at(-1);
   t.match(record, { peer: 'payments', status: 502, errorCode: 'bad_gateway' });
   await waitFor(() => upstream.connections[0]?.closed === true, 'the upstream connection closed');
+  // the upstream may take itself as switched: its connection is reset, as for any refused 101,
+  // so a tunnel it opened reads an abort, not a clean end of its stream
+  t.equal(upstream.connections[0]?.ended, 'ECONNRESET', 'the upstream connection was reset, not ended');
 });
 
 t.test("a field value's bytes above 0x7f reach the app as they came, in a 101 and in a refusal", async (t) => {
@@ -190,7 +196,7 @@ t.test("a field value's bytes above 0x7f reach the app as they came, in a 101 an
 
 t.test('a 101 with Upgrade but without `upgrade` in Connection is no switch either, and the message says which field it lacks', async (t) => {
   // it said "without an Upgrade field", which sent whoever read it looking at the wrong field
-  const { fx } = await rawUpstreamBehindOutbound(t);
+  const { upstream, fx } = await rawUpstreamBehindOutbound(t);
   const app = await appClient(fx.port);
   t.teardown(() => app.socket.destroy());
   app.socket.write(upgrade('/no-connection'));
@@ -198,6 +204,8 @@ t.test('a 101 with Upgrade but without `upgrade` in Connection is no switch eith
   t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
   t.match(app.text(), /answered 101 Switching Protocols without `upgrade` in its Connection field/);
   t.notMatch(app.text(), /RAW/, 'nothing of what followed');
+  await waitFor(() => upstream.connections[0]?.closed === true, 'the upstream connection closed');
+  t.equal(upstream.connections[0]?.ended, 'ECONNRESET', 'the upstream connection was reset, not ended');
 });
 
 t.test('a refusal with a status outside 200-599 is a 502, never relayed: the app read "HTTP/1.1 99 Weird"', async (t) => {
