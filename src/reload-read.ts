@@ -4,7 +4,8 @@
 // for another identity, and its OpenAPI specs read again (a spec file may change while the
 // config does not). Nothing is applied here; any refusal keeps the whole running config. Once
 // applied, what the file holds that the next start would fail on is found here too.
-// A file written to moments ago (the config, then the specs it names) is waited for until it has stood still for RELOAD_SETTLE_MS: a
+// A file written to moments ago (the config, then the specs it names, then the files their
+// $refs name) is waited for until it has stood still for RELOAD_SETTLE_MS: a
 // writer that writes it in place (an editor's save, a script's `>`) may have stopped part way,
 // and a config cut short is often still a valid one (one that ends before `inbound.authorize`
 // lets every caller of the trust domain in: a review applied such a file with a SIGHUP sent on
@@ -93,10 +94,21 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   // the specs are read again on every reload; one that fails keeps the whole running config, specs included
   waitedMs += await settled(specFiles(plan.effective), deadline);
   try {
-    return { plan, next, guards: await loadGuards(plan.effective), waitedMs };
+    let guards = await loadGuards(plan.effective);
+    // the files the specs' $refs named are known once read: one written moments ago is waited
+    // for and the specs read again (within the same bound)
+    const refWait = await settled(refsRead(guards), deadline);
+    if (refWait > 0) guards = await loadGuards(plan.effective);
+    return { plan, next, guards, waitedMs: waitedMs + refWait };
   } catch (err) {
     return { refused: [`${file}: ${describeError(err)}`] };
   }
+}
+
+/** The files the guards' specs' $refs named, once each. */
+function refsRead(guards: Guards): string[] {
+  const specs = [guards.inbound, ...guards.upstreams.values()].map((guard) => guard?.spec);
+  return [...new Set(specs.flatMap((spec) => spec?.refsRead ?? []))];
 }
 
 /**

@@ -101,3 +101,39 @@ t.test('a spec file still being written in place is read once it has stood', asy
   t.ok(Date.now() - started >= RELOAD_SETTLE_MS, `waited for the spec to stand (${Date.now() - started} ms; ${read.waitedMs} ms counted as waiting)`);
   t.equal(read.guards.inbound?.spec.check('GET', '/orders', 'qty=1000', {}, false).violation?.kind, 'query', 'the whole spec was read: qty=1000 is over its maximum');
 });
+
+// ...and so are the files the specs' $refs name, known only once a spec is read: one cut short
+// (before `maximum: 10`) was applied though the spec itself had stood
+t.test("a file a spec's $ref names, still being written in place, is read once it has stood", async (t) => {
+  const { readReload } = await import('../src/reload-read.js');
+  const { loadSidecarConfig } = await import('../src/config/sidecar-config.js');
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir();
+  const sidecar = await startFilesSidecar(pki, dir);
+  t.teardown(() => sidecar.close());
+  const file = join(dir, 'orders.yaml');
+  const spec = join(dir, 'orders.openapi.yaml');
+  const qty = join(dir, 'qty.yaml');
+  const qtyText = (max: boolean) => `type: integer\n${max ? 'maximum: 10\n' : ''}`;
+  await writeFile(spec, `openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      parameters:\n        - name: qty\n          in: query\n          schema: {$ref: './qty.yaml'}\n      responses: {'200': {description: ok}}\n`);
+  await writeFile(qty, qtyText(true));
+  const text = await readFile(file, 'utf8');
+  const inbound = /inbound: \{listen: "([^"]+)", app: "([^"]+)"\}/.exec(text);
+  await writeFile(file, `${text.replace(/^inbound: .*$/m, '').trim()}\ninbound:\n  listen: "${inbound?.[1]}"\n  app: "${inbound?.[2]}"\n  openapi: {spec: ${spec}, mode: enforce}\n`);
+  const past = new Date(Date.now() - 60_000);
+  await utimes(file, past, past);
+  await utimes(spec, past, past);
+  const running = await loadSidecarConfig(file);
+  // the referenced file, cut before its maximum; the writer finishes 1.2 s later
+  await writeFile(qty, qtyText(false));
+  const started = Date.now();
+  const reading = readReload(file, () => running);
+  await sleep(1_200);
+  await writeFile(qty, qtyText(true));
+  const read = await reading;
+  t.ok('guards' in read, JSON.stringify('refused' in read ? read.refused : ''));
+  if (!('guards' in read)) return;
+  t.ok(Date.now() - started >= RELOAD_SETTLE_MS, `waited for the referenced file to stand (${Date.now() - started} ms; ${read.waitedMs} ms counted as waiting)`);
+  t.equal(read.guards.inbound?.spec.check('GET', '/orders', 'qty=1000', {}, false).violation?.kind, 'query', 'the whole referenced file was read: qty=1000 is over its maximum');
+  t.same(read.guards.inbound?.spec.refsRead, [qty], 'the spec knows the file its $ref named');
+});

@@ -25,8 +25,11 @@ interface ValidationDetail {
   readonly message?: string;
 }
 
-/** The dereferenced document, or a SpecError naming the file and the JSON pointer at fault. */
-export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
+/**
+ * The dereferenced document, or a SpecError naming the file and the JSON pointer at fault.
+ * `refsRead`, when given, gets the files the spec's $refs named that were read.
+ */
+export async function readSpecDocument(file: string, refsRead?: (files: readonly string[]) => void): Promise<OpenApiDocument> {
   let api: unknown;
   const reader = specFileReader();
   try {
@@ -40,6 +43,7 @@ export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
     checkDereferenced(dereferenced);
     refuseSelfReferences(file, dereferenced);
     api = await SwaggerParser.validate(file, dereferenced, options);
+    refsRead?.(reader.filesRead().filter((path) => path !== file));
   } catch (err) {
     // a file a $ref names, refused by the reader: its own words, naming that file
     throw asSpecError(file, reader.refusal() ?? err);

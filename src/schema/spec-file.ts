@@ -178,6 +178,8 @@ function pathOfRef(url: string): string {
  */
 export function specFileReader() {
   let refusal: SpecFileError | undefined;
+  /** Every file a $ref named that was read (a reload waits for them to stand, as for the spec). */
+  const read = new Set<string>();
   const refused = (path: string, err: unknown): never => {
     const code = (err as SpecFileError).code;
     refusal = new SpecFileError(`${path}: ${code === 'ENOENT' ? 'a $ref names this file, which does not exist' : (err as Error).message}`, code);
@@ -191,6 +193,7 @@ export function specFileReader() {
         canRead: (file: { url: string }) => !/^[a-z][a-z\d+.-]+:/i.test(file.url) || /^file:/i.test(file.url),
         read: async (file: { url: string }) => {
           const path = pathOfRef(file.url);
+          read.add(path);
           return readSpecBytes(path).catch((err: unknown) => refused(path, err));
         },
       },
@@ -214,5 +217,5 @@ export function specFileReader() {
       },
     },
   };
-  return { plugins, refusal: () => refusal };
+  return { plugins, refusal: () => refusal, filesRead: () => [...read] };
 }

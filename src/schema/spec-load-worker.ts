@@ -21,12 +21,13 @@ export interface SpecLoadFailure {
 }
 
 /** What the worker posts: the document, or the SpecError's parts (an Error's class does not cross threads). */
-export type SpecLoadReply = { readonly id: number } & ({ readonly doc: unknown; readonly backtracking: BacktrackingPatterns } | { readonly error: SpecLoadFailure });
+export type SpecLoadReply = { readonly id: number } & ({ readonly doc: unknown; readonly backtracking: BacktrackingPatterns; readonly refsRead: readonly string[] } | { readonly error: SpecLoadFailure });
 
 async function answer({ id, file }: SpecLoadRequest): Promise<SpecLoadReply> {
   try {
-    const doc = await readSpecDocument(file);
-    return { id, doc, backtracking: backtrackingPatterns(doc) };
+    let refsRead: readonly string[] = [];
+    const doc = await readSpecDocument(file, (files) => (refsRead = files));
+    return { id, doc, backtracking: backtrackingPatterns(doc), refsRead };
   } catch (err) {
     return { id, error: err instanceof SpecError ? { file: err.file, pointer: err.pointer, detail: err.detail } : { file, pointer: '', detail: describeError(err) } };
   }

@@ -19,6 +19,8 @@ export type { OpenApiDocument } from './spec-document.js';
 export interface LoadedSpecDocument {
   readonly document: OpenApiDocument;
   readonly backtracking: BacktrackingPatterns;
+  /** The files the spec's $refs named, as read (absolute paths; not the spec itself). */
+  readonly refsRead: readonly string[];
 }
 
 /** The worker's heap: a 5 MiB spec (the file cap) dereferenced and validated fits with room to spare. */
@@ -65,7 +67,7 @@ function startWorker(): Worker {
     const load = pending.get(reply.id);
     pending.delete(reply.id);
     if (load !== undefined) {
-      if ('doc' in reply) load.resolve({ document: reply.doc as OpenApiDocument, backtracking: reply.backtracking });
+      if ('doc' in reply) load.resolve({ document: reply.doc as OpenApiDocument, backtracking: reply.backtracking, refsRead: reply.refsRead });
       else load.reject(new SpecError(reply.error.file, reply.error.pointer, reply.error.detail));
     }
     if (pending.size === 0 && worker === started) idle(started);

@@ -60,6 +60,8 @@ export class CompiledSpec {
     served: readonly ServedOperation[],
     /** Patterns the linear-time engine cannot run, found when the file was read (backtracking-patterns.ts); none for a document compiled as received. */
     readonly backtracking: BacktrackingPatterns,
+    /** The files the spec's $refs named, as read (a reload waits for them to stand); none for a document compiled as received. */
+    readonly refsRead: readonly string[],
   ) {
     this.operations = served.map((s) => s.operation);
     this.index = new OperationIndex(served);
@@ -67,8 +69,8 @@ export class CompiledSpec {
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
   static async load(file: string): Promise<CompiledSpec> {
-    const { document, backtracking } = await loadSpecDocument(file);
-    return CompiledSpec.compile(file, document, backtracking);
+    const { document, backtracking, refsRead } = await loadSpecDocument(file);
+    return CompiledSpec.compile(file, document, backtracking, refsRead);
   }
 
   /**
@@ -76,7 +78,7 @@ export class CompiledSpec {
    * takes seconds (20,000: ~17 s): the event loop gets a turn every COMPILE_SLICE_MS, so traffic
    * and the admin port go on while a reload (or a worker) compiles.
    */
-  static async compile(file: string, doc: OpenApiDocument, backtracking: BacktrackingPatterns = NO_BACKTRACKING_PATTERNS): Promise<CompiledSpec> {
+  static async compile(file: string, doc: OpenApiDocument, backtracking: BacktrackingPatterns = NO_BACKTRACKING_PATTERNS, refsRead: readonly string[] = []): Promise<CompiledSpec> {
     const version = doc.openapi ?? '3.0.0';
     if (version.startsWith('3.0')) draft07Bounds(doc.paths);
     const compilers = compilersFor(version);
@@ -99,7 +101,7 @@ export class CompiledSpec {
         }
       }
     }
-    return new CompiledSpec(file, doc, served, backtracking);
+    return new CompiledSpec(file, doc, served, backtracking, refsRead);
   }
 
   /** The operation a request is for, with no validation. */
