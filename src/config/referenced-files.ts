@@ -94,10 +94,15 @@ async function absent(path: string): Promise<boolean> {
  * itself when it is too near its end to serve (review: the default 10 % had check ask for a
  * token in an SVID's last tenth of life, which run does not need).
  */
-async function startsOnStored(dir: string, spiffeId: string): Promise<boolean> {
+async function startsOnStored(dir: string, spiffeId: string): Promise<{ starts: boolean; passedOver?: string }> {
   const store = new DiskStore(dir, pino({ enabled: false }));
-  const stored = await store.load(spiffeId, { minRemainingFraction: 0, quiet: true, readOnly: true }).catch(() => undefined);
-  return stored !== undefined && remainingMs(stored) > 1000;
+  let passedOver: string | undefined;
+  const stored = await store.load(spiffeId, { minRemainingFraction: 0, quiet: true, readOnly: true, passedOver: (why) => (passedOver = why) }).catch((err: unknown) => {
+    passedOver = describeError(err);
+    return undefined;
+  });
+  if (stored !== undefined && remainingMs(stored) <= 1000) passedOver = `it expires at ${stored.notAfter.toISOString()}`;
+  return { starts: stored !== undefined && passedOver === undefined, passedOver };
 }
 
 /** Why the file a reference names is not usable, or undefined (a folder that may be made on first start may be absent). */
@@ -112,9 +117,12 @@ async function referenceProblem(ref: Reference): Promise<string | undefined> {
   // the first start (as it may be) is no error then: refusing it failed a pre-flight check of a
   // config that runs. Judged as `run` judges it (DiskStore.load, nothing written): an expired
   // set, another service's, one without its key or in a folder others can write still needs it
-  const needed = ref.storedIn !== undefined && ref.grants !== undefined && !(await startsOnStored(ref.storedIn, ref.grants));
+  const stored = ref.storedIn !== undefined && ref.grants !== undefined ? await startsOnStored(ref.storedIn, ref.grants) : undefined;
+  const needed = stored !== undefined && !stored.starts;
   if (ref.storedIn !== undefined && !needed && (await absent(ref.path))) return undefined;
-  return fileProblem(ref.path, ref.content, ref.grants, needed);
+  const problem = await fileProblem(ref.path, ref.content, ref.grants, needed);
+  // the token is needed because what is stored was passed over: why, as `run` would log it
+  return problem !== undefined && stored?.passedOver !== undefined ? `${problem} (the SVID stored in ${ref.storedIn} is not used: ${stored.passedOver})` : problem;
 }
 
 /** Why the file at `path` is not usable as `content`, or undefined. */

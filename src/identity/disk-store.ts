@@ -44,6 +44,8 @@ export interface LoadOptions {
   readonly quiet?: boolean;
   /** Nothing written: an old flat layout is not migrated into a generation (`meshcar check`). */
   readonly readOnly?: boolean;
+  /** Told why, when something is stored but none of it is used (`meshcar check` says it beside the token it then needs). */
+  readonly passedOver?: (why: string) => void;
 }
 
 export interface DiskStoreOptions {
@@ -183,13 +185,17 @@ export class DiskStore {
   async load(expectedSpiffeId: string, options: LoadOptions = {}): Promise<Svid | undefined> {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
     const [warn, info] = options.quiet ? [this.logger.debug, this.logger.debug] : [this.logger.warn, this.logger.info];
+    const passOver = (level: typeof warn, message: string, why: string): undefined => {
+      level.call(this.logger, { dir: this.dir }, message);
+      options.passedOver?.(why);
+      return undefined;
+    };
     // a set others could have planted is not served (save() makes the folder ours and 0700)
     let placed: PathJudgement;
     try {
       placed = await this.place();
     } catch (err) {
-      warn.call(this.logger, { dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
-      return undefined;
+      return passOver(warn, `cannot read the stored SVID: ${describeError(err)}`, describeError(err));
     }
     // a folder missing when judged holds nothing of ours (one made since may be anyone's)
     if (placed.unsafe === undefined && !placed.complete) {
@@ -197,16 +203,12 @@ export class DiskStore {
       return undefined;
     }
     const unsafe = placed.unsafe ?? (await this.othersCanWrite());
-    if (unsafe !== undefined) {
-      warn.call(this.logger, { dir: this.dir }, `not using a stored SVID: ${unsafe}; requesting a new one`);
-      return undefined;
-    }
+    if (unsafe !== undefined) return passOver(warn, `not using a stored SVID: ${unsafe}; requesting a new one`, unsafe);
     let candidates: Candidate[];
     try {
       candidates = await this.candidates();
     } catch (err) {
-      warn.call(this.logger, { dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
-      return undefined;
+      return passOver(warn, `cannot read the stored SVID: ${describeError(err)}`, describeError(err));
     }
     if (candidates.length === 0) {
       this.logger.debug({ dir: this.dir }, 'no stored SVID');
@@ -247,9 +249,7 @@ export class DiskStore {
     }
     if (soon) return use(soon.candidate, soon.svid);
     // all expired is what a long stop looks like; anything else is worth a warning
-    const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
-    (broken ? warn : info).call(this.logger, { dir: this.dir }, message);
-    return undefined;
+    return passOver(broken ? warn : info, `no usable stored SVID, requesting a new one: ${refused.join('; ')}`, refused.join('; '));
   }
 
   /**

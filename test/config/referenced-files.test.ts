@@ -112,7 +112,12 @@ t.test('a join token file gone: refused unless identity.dir holds an SVID run wo
   const ca = (identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, identityDir)}\n`;
   for (const folder of ['identity', 'expired', 'other-service', 'no-key']) {
     await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
-    t.match(await check(join(dir, `${folder}.yaml`)), [/identity\.ca\.token: .*orders\.token does not exist/], `identity.dir ${folder}: the sidecar needs it to start`);
+    const said = await check(join(dir, `${folder}.yaml`));
+    t.match(said, [/identity\.ca\.token: .*orders\.token does not exist/], `identity.dir ${folder}: the sidecar needs it to start`);
+    // and why what is stored there is passed over, as run logs it (check said nothing of it)
+    const why = { expired: /\(the SVID stored in \S+\/expired is not used: .*expired at \d{4}-/, 'other-service': /\(the SVID stored in \S+\/other-service is not used: .*svc\/payments/ }[folder];
+    if (why) t.match(said[0], why, `identity.dir ${folder}: the line says why its SVID is not used`);
+    else t.notMatch(said[0], /is not used/, `identity.dir ${folder}: nothing usable stored, nothing more said`);
   }
   for (const folder of ['stored', 'near-end']) {
     await writeFile(join(dir, `${folder}.yaml`), sidecarYaml(ca(folder)));
