@@ -30,11 +30,12 @@ export class BoundedReadError extends Error {
  * holds more (checked before reading, and while reading: a file that grows is still stopped).
  * Other failures (ENOENT, EACCES) are thrown as the fs module throws them. `inspect` sees the
  * opened file's own stats before anything is read and may throw: a check of who wrote the file
- * that a path swapped between a stat() and the open cannot pass (disk-store.ts).
+ * that a path swapped between a stat() and the open cannot pass (disk-store.ts). `openFlags` are
+ * added to the open's (O_NOFOLLOW: a file that must not be a link).
  */
-export async function readBoundedFile(file: string, maxBytes: number, pipeDeadlineMs = PIPE_DEADLINE_MS, inspect?: (stats: Stats) => void): Promise<Buffer> {
+export async function readBoundedFile(file: string, maxBytes: number, pipeDeadlineMs = PIPE_DEADLINE_MS, inspect?: (stats: Stats) => void, openFlags = 0): Promise<Buffer> {
   // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | openFlags);
   try {
     const stats = await handle.stat();
     inspect?.(stats);
@@ -99,6 +100,6 @@ async function readPipe(handle: FileHandle, maxBytes: number, deadlineMs: number
 const PIPE_POLL_MS = 5;
 
 /** The file as UTF-8 text, bounded (and inspected) as readBoundedFile reads it. */
-export async function readBoundedText(file: string, maxBytes: number, inspect?: (stats: Stats) => void): Promise<string> {
-  return (await readBoundedFile(file, maxBytes, PIPE_DEADLINE_MS, inspect)).toString('utf8');
+export async function readBoundedText(file: string, maxBytes: number, inspect?: (stats: Stats) => void, openFlags = 0): Promise<string> {
+  return (await readBoundedFile(file, maxBytes, PIPE_DEADLINE_MS, inspect, openFlags)).toString('utf8');
 }

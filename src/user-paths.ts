@@ -32,6 +32,12 @@ export function tildeHint(path: string): string {
   return /(?:^|\/)~(?:\/|$)/.test(path) ? '; ~ is not expanded here (only a shell does, at the start of a word): write the home folder out' : '';
 }
 
+/** A file-system error's what and fix (`permission denied; run meshcar as ...`), or undefined for an error without an entry here. */
+export function fileErrorWords(err: unknown): string | undefined {
+  const problem = PROBLEMS[(err as NodeJS.ErrnoException | undefined)?.code ?? ''];
+  return problem && `${problem[0]}; ${problem[1]}`;
+}
+
 /** A file-system error (it names a path) in one line; undefined for any other error. */
 export function pathProblem(err: unknown): MeshcarError | undefined {
   const { code, path, dest } = (err ?? {}) as NodeJS.ErrnoException & { dest?: string };

@@ -21,6 +21,7 @@ import { untilServable, warnNotYetValid } from './valid-soon.js';
 import { shellWord } from '../shell-word.js';
 import { writeTokenFix } from './missing-token.js';
 import { caGaveUp } from './ca-gave-up.js';
+import { fileErrorWords } from '../user-paths.js';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
 export interface RunningIdentity {
@@ -143,6 +144,15 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // the request, and the start ended with exit 70 and a stack trace
     const problem = readTokenClaims(token);
     if (typeof problem === 'string') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath}: ${problem}`);
+    // a single-use token is not spent on an SVID that cannot be stored: the next start would
+    // need a new one (a review: an identity.dir that was a file got an SVID, failed every save,
+    // and once mended the start was refused token_used). A reusable one may be: the SVID serves
+    // while its save is retried (a full disk at a first start)
+    if (problem.single) {
+      await store.prepare().catch((err: unknown) => {
+        throw new MeshcarError('identity_invalid', `identity.dir: ${storeProblem(err, options.dir)}; the single-use join token was not sent, so it is not spent: make the folder writable and start again`, { cause: err });
+      });
+    }
     return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
       throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
     });
@@ -290,4 +300,12 @@ export async function identityFromFiles(options: FilesIdentityOptions): Promise<
     ...(options.followLinks === undefined ? {} : { followLinks: options.followLinks }),
   });
   return { identity, nextRenewalAt: () => undefined, stop: () => watcher.close() };
+}
+
+/** Why the store folder cannot hold an SVID, in words (a file-system error without Node's code and text; where, when not the folder itself). */
+function storeProblem(err: unknown, dir: string): string {
+  const words = fileErrorWords(err);
+  if (words === undefined) return `${dir} cannot hold the SVID: ${describeError(err)}`;
+  const at = (err as NodeJS.ErrnoException).path;
+  return `${dir} cannot hold the SVID: ${at !== undefined && at !== dir && !at.includes('.write-check-') ? `${at}: ` : ''}${words}`;
 }

@@ -7,8 +7,6 @@
 // are symlinks into `current` for people and tools; the plain files that older versions and
 // `meshcar ca issue --out` write there are read and migrated.
 
-import { readBoundedText } from '../bounded-file.js';
-import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,16 +15,12 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import type { PathJudgement } from '../path-trust.js';
-import { makePrivate, notOurs, placeStore } from './store-folder.js';
-import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
+import { foreignEntry, makePrivate, placeStore, tryWriting } from './store-folder.js';
+import { candidatesIn, currentGeneration, CURRENT_LINK, GENERATION, MAX_GENERATION, readSet, STORE_FILES, type Candidate } from './stored-sets.js';
+import { lifetimeMs, remainingMs, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
-export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
-
-/** The symlink naming the authoritative generation; switching it is the one atomic step. */
-export const CURRENT_LINK = 'current';
-
-const GENERATION = /^gen-([1-9]\d{0,8})$/;
+export { CURRENT_LINK, STORE_FILES } from './stored-sets.js';
 /** Our own temp names (and writeFileAtomic's): debris of a crash, removed by the next save. */
 const TEMP = /^\..+\.tmp$/;
 
@@ -56,12 +50,6 @@ export interface DiskStoreOptions {
   readonly afterStep?: (step: string) => void | Promise<void>;
   /** Test hook, unused in production: awaited after a missing folder was judged and before it is made (test/identity/disk-store-folder.test.ts). */
   readonly beforeMake?: () => void | Promise<void>;
-}
-
-/** One place a complete set may be: a generation, or the plain files at the top. */
-interface Candidate {
-  readonly name: string;
-  readonly dir: string;
 }
 
 /** A new file in a directory nobody reads yet: exclusive create, explicit mode, fsync. */
@@ -101,24 +89,48 @@ export class DiskStore {
   }
 
   /**
-   * Persists the SVID as a new generation and makes it current in one rename. Single writer
-   * per directory: one sidecar owns its identity.dir.
+   * Whether a save can land here, tried before a join token is sent to the CA: a token may be
+   * single-use, and one spent on an SVID that cannot be stored was lost (a review: an
+   * identity.dir that was a file, or under a folder the user may not write, got an SVID, failed
+   * every save, and the next start was refused token_used). Makes the folder as save() does and
+   * writes and removes a file in it.
    */
-  async save(svid: Svid): Promise<void> {
+  async prepare(): Promise<void> {
+    await this.readyFolder();
+    await tryWriting(this.at);
+  }
+
+  /** A save's first steps: the folder placed and judged, made if missing (judged again as made), made private. */
+  private async readyFolder(): Promise<void> {
     const before = await this.place();
     if (before.unsafe !== undefined) throw new Error(`not saving the SVID in ${this.dir}: ${before.unsafe}`);
     if (!before.complete) {
       await this.beforeMake();
-      await mkdir(this.at, { recursive: true, mode: 0o700 });
+      await mkdir(this.at, { recursive: true, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+        // Node 20's recursive mkdir says ENOENT on a read-only file system: a plain one says EROFS
+        if (err.code !== 'ENOENT') throw err;
+        await mkdir(this.at, { mode: 0o700 });
+      });
       // judged again as made: another user may have made a missing part first (in a sticky folder, say)
       const after = await this.place();
       if (after.unsafe !== undefined || !after.complete) throw new Error(`not saving the SVID in ${this.dir}: ${after.unsafe ?? 'it changed while it was made'}`);
     }
     // it holds private keys
     await makePrivate(this.at);
+    // what another user put in while it was open to them is neither kept nor removed (see foreignEntry)
+    const foreign = await foreignEntry(this.at);
+    if (foreign !== undefined) throw new Error(`not saving the SVID in ${this.dir}: ${foreign}, written while the folder was open to others: remove what is not yours, then start again`);
+  }
+
+  /**
+   * Persists the SVID as a new generation and makes it current in one rename. Single writer
+   * per directory: one sidecar owns its identity.dir.
+   */
+  async save(svid: Svid): Promise<void> {
+    await this.readyFolder();
     // the set served now is the one kept as the fallback: after load() fell back from a broken
     // `current`, that broken set was kept and the working one pruned
-    const previous = this.inUse ?? (await this.currentGeneration());
+    const previous = this.inUse ?? (await currentGeneration(this.at));
     const generation = await this.createGeneration();
     const genDir = path.join(this.at, generation);
     await this.afterStep(`created ${generation}`);
@@ -206,7 +218,7 @@ export class DiskStore {
     if (unsafe !== undefined) return passOver(warn, `not using a stored SVID: ${unsafe}; requesting a new one`, unsafe);
     let candidates: Candidate[];
     try {
-      candidates = await this.candidates();
+      candidates = await candidatesIn(this.at);
     } catch (err) {
       return passOver(warn, `cannot read the stored SVID: ${describeError(err)}`, describeError(err));
     }
@@ -230,7 +242,7 @@ export class DiskStore {
     for (const candidate of candidates) {
       let svid: Svid;
       try {
-        svid = await this.read(candidate, expectedSpiffeId, now);
+        svid = await readSet(candidate, expectedSpiffeId, now, this.logger);
       } catch (err) {
         broken = true;
         refused.push(`${candidate.name}: ${describeError(err)}`);
@@ -275,46 +287,6 @@ export class DiskStore {
     return `${this.at} ${why}, so its contents may not be ours (chmod 700 the folder, owned by the user running meshcar)`;
   }
 
-  private async candidates(): Promise<Candidate[]> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.at);
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return [];
-      throw err;
-    }
-    const candidates: Candidate[] = [];
-    // All three plain (not links): a whole set written after our last save, by an older meshcar
-    // or `ca issue --out`. Any link among them means that writer or our own save stopped part
-    // way, and the set is not trusted over the generations.
-    const kinds = await Promise.all(Object.values(STORE_FILES).map((f) => lstat(path.join(this.at, f)).then((s) => s.isFile(), () => false)));
-    if (kinds.every(Boolean)) candidates.push({ name: `the files in ${this.at}`, dir: this.at });
-    const current = await this.currentGeneration();
-    if (current) candidates.push({ name: current, dir: path.join(this.at, current) });
-    const older = entries
-      .filter((e) => GENERATION.test(e) && e !== current)
-      .sort((a, b) => Number(GENERATION.exec(b)?.[1]) - Number(GENERATION.exec(a)?.[1]));
-    for (const name of older) candidates.push({ name, dir: path.join(this.at, name) });
-    return candidates;
-  }
-
-  private async read(candidate: Candidate, expectedSpiffeId: string, now: Date): Promise<Svid> {
-    const file = (name: keyof typeof STORE_FILES) => path.join(candidate.dir, STORE_FILES[name]);
-    let keyMode = 0;
-    const readOurs = (name: keyof typeof STORE_FILES) =>
-      readBoundedText(file(name), MAX_PEM_FILE_BYTES, (stats) => {
-        const why = notOurs(stats);
-        if (why !== undefined) throw new Error(`${file(name)} ${why}, so it may not be ours`);
-        if (name === 'key') keyMode = stats.mode & 0o777;
-      });
-    const [privateKeyPem, chainPem, bundlePem] = await Promise.all([readOurs('key'), readOurs('chain'), readOurs('bundle')]);
-    const svid = validateSvidSoon({ privateKeyPem, chainPem, bundlePem, paths: { chain: file('chain'), bundle: file('bundle') } }, expectedSpiffeId, now);
-    if (keyMode & 0o077) {
-      this.logger.warn({ file: file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);
-    }
-    return svid;
-  }
-
   /** Plain files become a generation, so the next save has a previous set to fall back to. */
   private async migrate(svid: Svid): Promise<void> {
     try {
@@ -326,16 +298,12 @@ export class DiskStore {
     }
   }
 
-  private async currentGeneration(): Promise<string | undefined> {
-    const target = await readlink(path.join(this.at, CURRENT_LINK)).catch(() => undefined);
-    // only a sibling generation: never follow a link that points elsewhere
-    return target !== undefined && GENERATION.test(target) ? target : undefined;
-  }
-
   /** gen-<highest + 1>, created empty and private; a name already taken is skipped. */
   private async createGeneration(): Promise<string> {
     const numbers = (await readdir(this.at)).map((e) => Number(GENERATION.exec(e)?.[1] ?? 0));
     for (let n = Math.max(0, ...numbers) + 1; ; n++) {
+      // past GENERATION's nine digits a set saved would never be found again
+      if (n > MAX_GENERATION) throw new Error(`no generation number left in ${this.at} (gen-${MAX_GENERATION} is there): remove the gen-* folders, then start again`);
       const name = `gen-${n}`;
       try {
         await mkdir(path.join(this.at, name), { mode: 0o700 });
@@ -363,6 +331,10 @@ export class DiskStore {
   private async prune(keep: ReadonlySet<string>): Promise<void> {
     for (const entry of await readdir(this.at)) {
       if (!(GENERATION.test(entry) && !keep.has(entry)) && !TEMP.test(entry)) continue;
+      // only what is ours (readyFolder refused a folder holding anyone else's): rm -r through
+      // another user's folders followed the links they swapped in (a review)
+      const info = await lstat(path.join(this.at, entry)).catch(() => undefined);
+      if (info === undefined || (info.uid !== process.getuid?.() && info.uid !== 0)) continue;
       await rm(path.join(this.at, entry), { recursive: true, force: true });
       await this.afterStep(`removed ${entry}`);
     }

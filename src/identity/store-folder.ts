@@ -3,8 +3,10 @@
 // the file opened, and folders made private through a handle on them. Used by the store
 // (disk-store.ts) and by `meshcar doctor`, which must judge the folder as the sidecar will.
 
+import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { otherWriters } from '../user-paths.js';
 import { judgePath, type PathJudgement } from '../path-trust.js';
 
@@ -52,3 +54,39 @@ export async function makePrivate(dir: string): Promise<void> {
   }
 }
 
+
+/** Writes (exclusively, 0600) and removes a file in `dir`: throws as a save there would (EACCES, EROFS, ENOSPC, ...). */
+export async function tryWriting(dir: string): Promise<void> {
+  const probe = join(dir, `.write-check-${randomBytes(6).toString('hex')}`);
+  const handle = await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile('x');
+    await handle.sync();
+  } finally {
+    await handle.close();
+    await rm(probe, { force: true });
+  }
+}
+
+/**
+ * An entry of `dir` that another user owns (a link, a file or a folder: lstat's owner), named
+ * with why, or undefined. A folder left open to others (0777) got a generation and a `current`
+ * planted by another user; the first save made the folder 0700 and kept them (a review: their
+ * set became the fallback, served once ours expired with the CA away, and the prune's `rm -r`
+ * of their folders, swapped under it, deleted files elsewhere). Root's entries are ours, as in
+ * notOurs. Once the folder is private, only we (and root) add entries: checked per save.
+ */
+export async function foreignEntry(dir: string, uid = process.getuid?.()): Promise<string | undefined> {
+  if (uid === undefined) return undefined;
+  for (const entry of await readdir(dir)) {
+    const info = await lstat(join(dir, entry)).catch(() => undefined);
+    if (info !== undefined && info.uid !== uid && info.uid !== 0) return `${join(dir, entry)} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
+  }
+  return undefined;
+}
+
+/** Whether `entry` is a real folder (not a link) of ours or root's that only its owner may write: a generation load() may read. */
+export async function isOurFolder(entry: string, uid = process.getuid?.()): Promise<boolean> {
+  const info = await lstat(entry).catch(() => undefined);
+  return info !== undefined && info.isDirectory() && otherWriters(info, uid, true) === undefined;
+}

@@ -29,9 +29,9 @@ t.teardown(() => ca?.stop());
 // the two cases side by side: each mostly waits for save retries and renewals
 t.jobs = 2;
 
-async function singleUseToken(name: string): Promise<string> {
+async function singleUseToken(name: string, singleUse = true): Promise<string> {
   const file = join(ca.dir, `${name}.token`);
-  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', ca.caDir, '--service', 'orders', '--single-use', '--out', file]);
+  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', ca.caDir, '--service', 'orders', ...(singleUse ? ['--single-use'] : []), '--out', file]);
   return file;
 }
 
@@ -49,11 +49,11 @@ const until = async (condition: () => Promise<boolean>, what: string, timeoutMs:
   }
 };
 
-t.test('first start on a read-only identity.dir: serves, counts the failure, saves once it can; the restart needs no token', async (t) => {
+t.test('first start on a read-only identity.dir with a reusable token: serves, counts the failure, saves once it can; the restart needs no token', async (t) => {
   const disk = await unwritableDir(t);
   t.comment(`unwritable by: ${disk.how}`);
   await disk.block();
-  const sidecar = await (await launchSidecar(ca, { service: 'orders', inbound: { app: 'http://127.0.0.1:9' }, token: await singleUseToken('orders-ro'), identityDir: disk.path })).ready();
+  const sidecar = await (await launchSidecar(ca, { service: 'orders', inbound: { app: 'http://127.0.0.1:9' }, token: await singleUseToken('orders-ro', false), identityDir: disk.path })).ready();
   t.teardown(() => sidecar.stop('SIGKILL'));
   const serving = String((JSON.parse((await sidecar.admin('/identity')).body) as { serial?: string }).serial);
   t.ok(sidecar.process.lines.some((l) => l.level === 50 && /could not save the SVID in .*; trying again in 1s/.test(String(l.msg))), 'one error line says it');
@@ -71,13 +71,39 @@ t.test('first start on a read-only identity.dir: serves, counts the failure, sav
   t.pass('the recovery is logged');
   t.ok((metricValue((await sidecar.admin('/metrics')).body, FAILURES) ?? 0) >= 1, 'the count stays (a counter)');
 
-  // the single-use token is spent: the saved SVID is what a restart runs on
+  // the saved SVID is what a restart runs on
   await sidecar.stop('SIGKILL');
   const again = startMeshcar(['run', '--config', sidecar.configFile]);
   t.teardown(() => again.stop('SIGKILL'));
   const line = await again.waitFor((l) => l.msg === 'sidecar ready' || Number(l.level) >= 50);
   t.equal(line.msg, 'sidecar ready', String(line.msg));
   t.ok(again.lines.some((l) => l.msg === 'reusing the SVID stored on disk' && l.serial === serving), 'the same SVID, from disk');
+});
+
+// a single-use token spent on an SVID that could not be stored was lost: an identity.dir that
+// stayed unwritable (a file, a folder the user may not write) failed every save, and once mended
+// the next start was refused token_used (a review). It is not sent then: the start ends in one
+// line, and the same token starts the sidecar once the folder takes writes.
+t.test('first start on a read-only identity.dir with a single-use token: refused in one line, the token kept for the next start', async (t) => {
+  const disk = await unwritableDir(t);
+  await disk.block();
+  const token = await singleUseToken('orders-ro-single');
+  const first = await launchSidecar(ca, { service: 'orders', inbound: { app: 'http://127.0.0.1:9' }, token, identityDir: disk.path });
+  t.teardown(() => first.stop('SIGKILL'));
+  // bounded: without the check the sidecar serves on (and spends the token)
+  const code = await Promise.race([first.process?.exited(), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running after 20 s').unref())]);
+  t.equal(code, 1, 'the start ends, exit 1');
+  const errors = (first.process?.lines ?? []).filter((l) => Number(l.level) >= 50).map((l) => String(l.msg));
+  t.match(errors.join('\n'), /identity\.dir: \S+ cannot hold the SVID: .*(read-only file system|a part of the path is a file).*; the single-use join token was not sent, so it is not spent: make the folder writable and start again/, `said in words (${errors.join(' | ')})`);
+  t.notMatch(errors.join('\n'), /EROFS|EACCES/, "without Node's error codes");
+  t.equal(await storedSerial(disk.path), undefined, 'nothing stored');
+
+  await disk.unblock();
+  const again = startMeshcar(['run', '--config', first.configFile]);
+  t.teardown(() => again.stop('SIGKILL'));
+  const line = await again.waitFor((l) => l.msg === 'sidecar ready' || Number(l.level) >= 50);
+  t.equal(line.msg, 'sidecar ready', `the same single-use token starts it now: ${String(line.msg)}`);
+  t.ok((await storedSerial(disk.path)) !== undefined, 'and its SVID is stored');
 });
 
 t.test('a renewal whose save fails is saved by a retry once the disk takes writes, before the next renewal', async (t) => {

@@ -1,0 +1,96 @@
+// What another user put into identity.dir while it was open to them is neither kept nor served
+// (a review, as root: a 0777 identity.dir got a `gen-1` and a `current` planted by uid 65534;
+// the first save made the folder 0700 and kept them, so their set became the fallback, served
+// once ours expired with the CA away, and the prune's `rm -r` through their folders, swapped
+// under it, deleted files elsewhere). A save refuses such a folder, naming the entry; a load
+// reads only generations that are real folders of ours and set files that are not links (a link
+// to a root-owned file holding someone's text, /proc/PID/cmdline, passed the owner check); and
+// the generation number stays within what a load finds.
+
+import t from 'tap';
+import { chmod, lchown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile, copyFile, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makePki } from '../helpers/pki.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { validateSvid } from '../../src/identity/svid.js';
+import { DiskStore } from '../../src/identity/disk-store.js';
+
+const ID = 'spiffe://mesh.test/svc/orders';
+const root = () => process.getuid?.() === 0;
+
+async function storeIn(t: Tap.Test): Promise<{ dir: string; base: string; store: DiskStore; lines: Array<Record<string, unknown>> }> {
+  const base = await mkdtemp(join(tmpdir(), 'meshcar-store-foreign-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const dir = join(base, 'identity');
+  const lines: Array<Record<string, unknown>> = [];
+  return { dir, base, store: new DiskStore(dir, memoryLogger(lines)), lines };
+}
+
+t.test("a save refuses a folder holding another user's entries, and keeps nothing of theirs", { skip: root() ? false : 'entries owned by another user need root (CI runs as root)' }, async (t) => {
+  const [ours, theirs] = [await makePki(), await makePki()];
+  const { dir, store } = await storeIn(t);
+  await mkdir(dir, { mode: 0o777 });
+  await chmod(dir, 0o777);
+  // planted by uid 65534 while the folder was open: a generation of theirs and `current` naming it
+  await mkdir(join(dir, 'gen-1'));
+  const planted = await theirs.issue(ID);
+  await writeFile(join(dir, 'gen-1', 'svid.crt'), planted.chainPem);
+  await writeFile(join(dir, 'gen-1', 'svid.key'), planted.privateKeyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'gen-1', 'bundle.pem'), theirs.bundlePem);
+  await lchown(join(dir, 'gen-1'), 65534, 65534);
+  await symlink('gen-1', join(dir, 'current'));
+  await lchown(join(dir, 'current'), 65534, 65534);
+
+  const svid = validateSvid(await ours.issue(ID), ID);
+  await t.rejects(store.save(svid), /not saving the SVID in .*: .*(gen-1|current) is owned by uid 65534, not by the user running meshcar \(uid 0\) or root, written while the folder was open to others: remove what is not yours, then start again/, 'the save is refused, naming the entry');
+  t.equal((await stat(dir)).mode & 0o777, 0o700, 'the folder is private now (nobody else adds entries)');
+  t.same((await readdir(dir)).sort(), ['current', 'gen-1'], "their entries are left for the operator (no rm -r through another user's folders)");
+  t.equal(await store.load(ID), undefined, 'and nothing of theirs is loaded');
+
+  // once the operator removed them, saves go on
+  await rm(join(dir, 'gen-1'), { recursive: true });
+  await unlink(join(dir, 'current'));
+  await store.save(svid);
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'emptied: saved and loaded');
+});
+
+t.test('a load reads no set file that is a link, and no generation that is a link to a folder elsewhere', async (t) => {
+  const pki = await makePki();
+  const { dir, base, store, lines } = await storeIn(t);
+  const svid = validateSvid(await pki.issue(ID), ID);
+  await store.save(svid);
+  const generation = (await readdir(dir)).find((e) => e.startsWith('gen-')) as string;
+
+  // a set file replaced by a link to a copy of itself (the copy: root's or ours, readable)
+  const copy = join(base, 'elsewhere.key');
+  await copyFile(join(dir, generation, 'svid.key'), copy);
+  await unlink(join(dir, generation, 'svid.key'));
+  await symlink(copy, join(dir, generation, 'svid.key'));
+  lines.length = 0;
+  t.equal(await store.load(ID), undefined, 'a set whose key file is a link: not used');
+  t.match(lines.map((l) => String(l.msg)).join('\n'), /svid\.key is a symbolic link, which a stored set never holds/, 'the warning says why');
+  await unlink(join(dir, generation, 'svid.key'));
+  await copyFile(copy, join(dir, generation, 'svid.key'));
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'a plain file again: used');
+
+  // the generation itself a link to a folder of ours elsewhere, holding a whole set
+  const outside = join(base, 'outside-set');
+  await rm(outside, { recursive: true, force: true });
+  await mkdir(outside, { mode: 0o700 });
+  for (const f of ['svid.crt', 'svid.key', 'bundle.pem']) await copyFile(join(dir, generation, f), join(outside, f));
+  await rm(join(dir, generation), { recursive: true });
+  await symlink(outside, join(dir, generation));
+  lines.length = 0;
+  t.equal(await store.load(ID), undefined, 'a generation that is a link to another folder: not read');
+});
+
+t.test('the generation number stays within what a load finds', async (t) => {
+  const pki = await makePki();
+  const { dir, store } = await storeIn(t);
+  const svid = validateSvid(await pki.issue(ID), ID);
+  await store.save(svid);
+  await mkdir(join(dir, 'gen-999999999'), { mode: 0o700 });
+  await t.rejects(store.save(svid), /no generation number left in .* \(gen-999999999 is there\): remove the gen-\* folders, then start again/, 'past nine digits: refused in words (gen-1000000000 was saved, and never found again)');
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'the set saved before still loads');
+});
