@@ -9,6 +9,7 @@ import { MAX_PEM_FILE_BYTES } from '../identity/pem-files.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
+import { caBundleProblem } from '../pki/ca-bundle.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { validateSvidSoon } from '../identity/svid.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
@@ -30,7 +31,7 @@ import type { YamlValue } from './yaml-value.js';
 import { oncePerSpec } from '../schema/once-per-spec.js';
 import { firstRefusalInOrder } from '../first-refusal.js';
 
-type Content = 'certificates' | 'private key' | 'join token' | 'directory';
+type Content = 'certificates' | 'ca bundle' | 'private key' | 'join token' | 'directory';
 
 /**
  * Why `text` does not hold `content`, or undefined when it does; `grants`: the SPIFFE ID a join
@@ -64,7 +65,8 @@ export function contentProblem(text: string, content: Exclude<Content, 'director
       return `certificate ${i + 1} does not parse: ${describeError(err)}`;
     }
   }
-  return undefined;
+  // the roots the CA is trusted by: CA certificates only, as run requires
+  return content === 'ca bundle' ? caBundleProblem(text) : undefined;
 }
 
 /** The CA issues only the SPIFFE ID the token grants: say which of service and trustDomain differ. */
@@ -179,7 +181,7 @@ function referencesOf(loaded: AnyConfig): Reference[] {
     ];
   }
   const refs: Reference[] = [
-    { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
+    { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'ca bundle' },
     { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
   ];
   if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId, storedIn: identity.dir, whenMissing: writeTokenFix(identity.ca.token, loaded.config.spiffeId) });

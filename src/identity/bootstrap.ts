@@ -22,6 +22,7 @@ import { shellWord } from '../shell-word.js';
 import { writeTokenFix } from './missing-token.js';
 import { caGaveUp } from './ca-gave-up.js';
 import { fileErrorWords } from '../user-paths.js';
+import { caBundleProblem } from '../pki/ca-bundle.js';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
 export interface RunningIdentity {
@@ -113,10 +114,13 @@ export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250,
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
   const { spiffeId, logger } = options;
   const store = new DiskStore(options.dir, logger);
+  const bundlePem = await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle');
+  const bundleProblem = caBundleProblem(bundlePem);
+  if (bundleProblem !== undefined) throw new MeshcarError('identity_invalid', `identity.ca.bundle: ${options.ca.bundlePath}: ${bundleProblem}`);
   const client = new CaClient({
     url: options.ca.url,
     trustDomain: options.trustDomain,
-    bundlePem: await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle'),
+    bundlePem,
     logger,
     ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
     ...(options.signal ? { signal: options.signal } : {}),

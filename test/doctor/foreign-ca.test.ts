@@ -77,3 +77,15 @@ t.test("its certificate could not be read on a second look (no answer): the bund
   t.match(result?.fix, /^use the bundle\.pem of the CA that serves .*; if what serves .* is no meshcar CA of this trust domain, correct identity\.ca\.url instead/);
   t.notMatch(result?.message, /names no SPIFFE ID/);
 });
+
+// a leaf and its issuer (svid.crt, say) named as identity.ca.bundle: OpenSSL says UNABLE_TO_GET_ISSUER_CERT,
+// which doctor did not know, so it said "unreachable ... start the CA" of a CA that was up (review)
+t.test('svid.crt as identity.ca.bundle: the CA is up, its certificate does not chain to the bundle', async (t) => {
+  const ours = await makePki('mesh.local');
+  const leaf = await ours.issue('spiffe://mesh.local/svc/orders');
+  // the leaf and its issuer (the intermediate), without the root: the issuer's issuer is missing
+  const result = await checkAgainst(t, await ours.issue('spiffe://mesh.local/meshcar/ca', { serverNames: ['127.0.0.1'] }), leaf.chainPem);
+  t.equal(result?.status, 'fail');
+  t.notMatch(result?.message, /unreachable/, `not "unreachable" (${result?.message})`);
+  t.match(result?.message, /^the CA's certificate does not chain to identity\.ca\.bundle /);
+});
