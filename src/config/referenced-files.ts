@@ -8,7 +8,7 @@ import { BoundedReadError, readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from '../identity/pem-files.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { pemBlocks } from '../pki/pem.js';
+import { encryptedKeyProblem, pemBlocks } from '../pki/pem.js';
 import { caBundleProblem } from '../pki/ca-bundle.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { validateSvidSoon } from '../identity/svid.js';
@@ -48,6 +48,8 @@ export function contentProblem(text: string, content: Exclude<Content, 'director
   }
   const blocks = pemBlocks(text);
   if (content === 'private key') {
+    const encrypted = encryptedKeyProblem(text);
+    if (encrypted !== undefined) return encrypted;
     if (!blocks.some((b) => b.label.endsWith('PRIVATE KEY'))) return 'it holds no PEM private key (-----BEGIN PRIVATE KEY-----)';
     try {
       createPrivateKey(text);

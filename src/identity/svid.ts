@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration } from '../config/duration.js';
-import { hasUnterminatedPemBlock, pemBlocks, splitPemCertificates } from '../pki/pem.js';
+import { encryptedKeyProblem, hasUnterminatedPemBlock, pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
 import { svidLeafProblem } from './svid-leaf.js';
 import { basicConstraintsCa } from '../pki/cert-extensions.js';
@@ -130,12 +130,14 @@ function parseCertificates(pem: string, what: string, path: string | undefined):
 }
 
 function parsePrivateKey(pem: string): KeyObject {
+  const encrypted = encryptedKeyProblem(pem);
+  if (encrypted !== undefined) refuse(encrypted);
   const keys = pemBlocks(pem).filter((b) => b.label.endsWith('PRIVATE KEY'));
   if (keys.length !== 1) refuse(`the key file must hold exactly one PEM private key, it holds ${keys.length}`);
   try {
     return createPrivateKey(pem);
   } catch (err) {
-    return refuse(`the private key cannot be read (encrypted keys are not supported): ${(err as Error).message}`);
+    return refuse(`the private key cannot be read: ${(err as Error).message}`);
   }
 }
 

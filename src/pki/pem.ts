@@ -33,3 +33,14 @@ export function hasUnterminatedPemBlock(text: string): boolean {
 export function splitPemCertificates(text: string): string[] {
   return pemBlocks(text).filter((b) => b.label === 'CERTIFICATE').map((b) => toPem('CERTIFICATE', b.der));
 }
+
+/**
+ * Why a key file's private key cannot be used because it is encrypted, or undefined: PKCS#8's
+ * `ENCRYPTED PRIVATE KEY`, or the traditional form's `Proc-Type: 4,ENCRYPTED` header (whose
+ * header lines pemBlocks does not take: it read as "holds 0 keys"). OpenSSL, asked for a
+ * passphrase nobody can type, says "interrupted or cancelled", which `check` passed on.
+ */
+export function encryptedKeyProblem(text: string): string | undefined {
+  if (!/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type:\s*4,\s*ENCRYPTED\b/m.test(text)) return undefined;
+  return 'the private key is encrypted (it needs a passphrase), which meshcar cannot use: write it out unencrypted, readable only by the user running meshcar (openssl pkey -in KEY -out KEY.plain; chmod 600 KEY.plain)';
+}
