@@ -154,7 +154,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // while its save is retried (a full disk at a first start)
     if (problem.single) {
       await store.prepare().catch((err: unknown) => {
-        throw new MeshcarError('identity_invalid', `identity.dir: ${storeProblem(err, options.dir)}; the single-use join token was not sent, so it is not spent: make the folder writable and start again`, { cause: err });
+        throw new MeshcarError('identity_invalid', `identity.dir: ${storeProblem(err, options.dir)}; the single-use join token was not sent, so it is not spent`, { cause: err });
       });
     }
     return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {

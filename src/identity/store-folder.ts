@@ -39,7 +39,10 @@ export function notOurs(stats: Stats, uid = process.getuid?.()): string | undefi
 /**
  * Makes a folder this store writes into exactly 0700, through a handle on the folder itself, and
  * only a folder of this user's: by path, a chmod followed a link planted in its place (see
- * notOurs) to whatever folder of ours it named.
+ * notOurs) to whatever folder of ours it named. A folder others could write that holds anything
+ * is not taken private (its mode is put back, and the save refused): made 0700, whatever another
+ * user had put in it while it was open passed every later check, root's files they moved in
+ * too (a re-review: a set planted so, kept by a start that then failed, was served by the next).
  */
 export async function makePrivate(dir: string): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -49,6 +52,14 @@ export async function makePrivate(dir: string): Promise<void> {
     if (uid !== undefined && stats.uid !== uid) throw new Error(`${dir} is owned by uid ${stats.uid}, not by the user running meshcar (uid ${uid}): not saving keys into it (chown it, or set another identity.dir)`);
     // the mode mkdir gave is narrowed by the umask; an existing folder may be wider than we want
     await handle.chmod(0o700);
+    // listed once private, so nothing is added between the listing and the chmod
+    const others = otherWriters(stats, uid, true);
+    const entries = others !== undefined && 'who' in others ? await readdir(dir) : [];
+    if (others !== undefined && 'who' in others && entries.length > 0) {
+      await handle.chmod(stats.mode & 0o7777);
+      const named = `${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ` and ${entries.length - 5} more` : ''}`;
+      throw new Error(`${dir} is writable by ${others.who} (mode ${others.mode}) and holds ${named}: anyone who could write it could have put them there (root's files too, moved in), so it is not taken over; if they are yours, chmod 700 the folder, else remove them; then start again`);
+    }
   } finally {
     await handle.close();
   }
@@ -78,11 +89,15 @@ export async function tryWriting(dir: string): Promise<void> {
  */
 export async function foreignEntry(dir: string, uid = process.getuid?.()): Promise<string | undefined> {
   if (uid === undefined) return undefined;
+  const foreign: string[] = [];
   for (const entry of await readdir(dir)) {
     const info = await lstat(join(dir, entry)).catch(() => undefined);
-    if (info !== undefined && info.uid !== uid && info.uid !== 0) return `${join(dir, entry)} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}) or root`;
+    if (info !== undefined && info.uid !== uid && info.uid !== 0) foreign.push(`${entry} (uid ${info.uid})`);
   }
-  return undefined;
+  if (foreign.length === 0) return undefined;
+  // all of them (up to a few), so they are removed in one go rather than one restart each
+  const named = `${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ` and ${foreign.length - 5} more` : ''}`;
+  return `${dir} holds ${named}, owned by another user than the one running meshcar (uid ${uid}) or root`;
 }
 
 /** Whether `entry` is a real folder (not a link) of ours or root's that only its owner may write: a generation load() may read. */

@@ -2,8 +2,8 @@
 // group- or world-writable, or owned by another user, may hold a set someone planted (a leaf for
 // this service under their own root, with that root as the bundle), which was served, and its
 // root trusted for every peer, whenever the CA could not be reached at start. Such a folder's
-// sets are passed over (a new SVID is requested) with a warning that names the fix; the next
-// save makes the folder 0700 again, after which its sets are used as before. The folder is
+// sets are passed over (a new SVID is requested) with a warning that names the fix; a save does
+// not take such a folder over while it holds anything (its owner makes it 0700, or empties it). The folder is
 // judged by path, then each file is opened again by path: so each file read is judged too, on the
 // opened file itself (another user's file is not used, whatever path led to it), which a user who
 // may write a folder above identity.dir and swaps in a link to their own set cannot get past.
@@ -42,8 +42,12 @@ t.test('a folder others can write is not trusted for a stored SVID', async (t) =
     t.equal(await store.load(ID), undefined, `mode ${mode.toString(8)}: not used`);
     t.match(String(lines.at(-1)?.msg), new RegExp(`writable by ${who} \\(mode 0${mode.toString(8)}\\).*chmod 700`), `mode ${mode.toString(8)}: the warning says why and what to do`);
   }
-  await store.save(svid);
-  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'the next save made it 0700: used again');
+  // a save does not take it over while it holds anything (made 0700, what another user put in
+  // would pass as ours): its mode stays, and the words say what to do
+  await t.rejects(store.save(svid), /is writable by others \(mode 0702\) and holds .*: anyone who could write it could have put them there .* if they are yours, chmod 700 the folder, else remove them/, 'a save refuses to take it over');
+  t.equal((await stat(dir)).mode & 0o777, 0o702, 'its mode is left as it was');
+  await chmod(dir, 0o700);
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'made 0700 by its owner: used again');
 
   const root = process.getuid?.() === 0;
   t.test('owned by another user', { skip: root ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {

@@ -43,16 +43,39 @@ t.test("a save refuses a folder holding another user's entries, and keeps nothin
   await lchown(join(dir, 'current'), 65534, 65534);
 
   const svid = validateSvid(await ours.issue(ID), ID);
-  await t.rejects(store.save(svid), /not saving the SVID in .*: .*(gen-1|current) is owned by uid 65534, not by the user running meshcar \(uid 0\) or root, written while the folder was open to others: remove what is not yours, then start again/, 'the save is refused, naming the entry');
-  t.equal((await stat(dir)).mode & 0o777, 0o700, 'the folder is private now (nobody else adds entries)');
+  await t.rejects(store.save(svid), /identity is writable by group and others \(mode 0777\) and holds (current, gen-1|gen-1, current): anyone who could write it could have put them there \(root's files too, moved in\), so it is not taken over; if they are yours, chmod 700 the folder, else remove them; then start again/, 'the save is refused, naming every entry');
+  t.equal((await stat(dir)).mode & 0o777, 0o777, 'the folder keeps its mode: not taken over (made private, what is in it would pass as ours)');
   t.same((await readdir(dir)).sort(), ['current', 'gen-1'], "their entries are left for the operator (no rm -r through another user's folders)");
   t.equal(await store.load(ID), undefined, 'and nothing of theirs is loaded');
+
+  // made private by the operator without looking: their entries are still named, all of them
+  await chmod(dir, 0o700);
+  await t.rejects(store.save(svid), /not saving the SVID in .*: .* holds (current \(uid 65534\), gen-1 \(uid 65534\)|gen-1 \(uid 65534\), current \(uid 65534\)), owned by another user than the one running meshcar \(uid 0\) or root/, "a private folder holding another user's entries: refused, naming them");
+  t.equal(await store.load(ID), undefined, 'and still nothing of theirs is loaded');
 
   // once the operator removed them, saves go on
   await rm(join(dir, 'gen-1'), { recursive: true });
   await unlink(join(dir, 'current'));
   await store.save(svid);
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'emptied: saved and loaded');
+});
+
+// root's files moved into a folder open to others (a `sudo cp` copy its owner could move): a
+// start that failed after making the folder private kept them, and the next start served them
+t.test("root's files in a folder open to others: a save (or a start's check) does not take the folder over", async (t) => {
+  const [ours, theirs] = [await makePki(), await makePki()];
+  const { dir, store } = await storeIn(t);
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  const planted = await theirs.issue(ID);
+  await writeFile(join(dir, 'svid.crt'), planted.chainPem);
+  await writeFile(join(dir, 'svid.key'), planted.privateKeyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'bundle.pem'), theirs.bundlePem);
+  t.equal(await store.load(ID), undefined, 'a folder others may write: nothing in it loaded');
+  await t.rejects(store.prepare(), /is writable by group and others \(mode 0777\) and holds .*svid\.crt/, "a start's check before spending a single-use token: refused");
+  t.equal((await stat(dir)).mode & 0o777, 0o777, 'the folder keeps its mode');
+  t.equal(await store.load(ID), undefined, 'so the next start still loads nothing from it');
+  await t.rejects(store.save(validateSvid(await ours.issue(ID), ID)), /and holds/, 'a save is refused the same way');
 });
 
 t.test('a load reads no set file that is a link, and no generation that is a link to a folder elsewhere', async (t) => {
