@@ -193,6 +193,9 @@ export function peerResetKind(answered: boolean, ageMs: number, deadlineMs?: num
   return 'premature';
 }
 
+/** Once a caller's shared count is over, a connection of its is cut past budget / this of its own (ResetBudget.ownShareOver). */
+const SHARED_CUT_SHARE = 10;
+
 /** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
 export class ResetBudget {
   private startMs = 0;
@@ -231,15 +234,11 @@ export class ResetBudget {
       this.completedStream(nowMs);
       return undefined;
     }
-    return this.deadlineReset(nowMs);
-  }
-
-  /** A peer's reset at its stream's deadline (peerResetKind 'deadline'): here, and (`shared`) across the caller's connections. */
-  private deadlineReset(nowMs: number): 'rapid_reset' | undefined {
+    // per connection only: an overloaded callee's fleet of callers (one identity) cancels at
+    // its deadlines on every connection, and counted together they closed them all (a re-review)
     this.roll(nowMs);
     this.atDeadline++;
-    const sharedAbuse = this.shared?.deadlineReset(nowMs);
-    return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : sharedAbuse;
+    return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : undefined;
   }
 
   /**
@@ -254,15 +253,19 @@ export class ResetBudget {
     this.roll(nowMs);
     this.bufferLimited++;
     const sharedAbuse = this.shared?.bufferLimitReset(nowMs);
-    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : sharedAbuse;
+    if (deadlineResetsOver(this.bufferLimited, this.max, this.completed)) return 'made_you_reset';
+    return sharedAbuse !== undefined && this.ownShareOver(this.bufferLimited, this.max * DEADLINE_RESETS_FACTOR) ? sharedAbuse : undefined;
   }
 
   /**
    * Returns the abuse reason when the budget is exhausted, else undefined. Counted on this
    * connection and (`shared`) across the caller's connections: spread over connections, a
    * caller got each one's whole allowance, a reconnect all a GOAWAY cost it. The shared count
-   * trips only when the caller's resets also outnumber its completed streams, so the replicas
-   * of one busy, well-behaved service (one identity) cancelling now and then never trip it.
+   * trips only when the caller's resets also outnumber its completed streams, and then cuts only
+   * a connection that itself resets more than it completes, past a tenth of the budget
+   * (ownShareOver): one identity is often many replicas, and a re-review had a healthy one cut
+   * for a single cancel once a broken one had spent the budget, and every fresh connection of
+   * the service cut at its first cancel for the rest of the window.
    */
   reset(byPeer: boolean, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
     this.roll(nowMs);
@@ -271,6 +274,11 @@ export class ResetBudget {
     const sharedAbuse = this.shared?.reset(byPeer, nowMs);
     const total = this.peerResets + this.provoked;
     if (total > this.max && total > this.completed) return this.peerResets >= this.provoked ? 'rapid_reset' : 'made_you_reset';
-    return sharedAbuse;
+    return sharedAbuse !== undefined && this.ownShareOver(total, this.max) ? sharedAbuse : undefined;
+  }
+
+  /** Whether this connection's own count of a kind whose budget is `budget` makes it one to cut once the caller's shared count is over: past a tenth of it, and more than its completed streams. */
+  private ownShareOver(count: number, budget: number): boolean {
+    return count > budget / SHARED_CUT_SHARE && count > this.completed;
   }
 }

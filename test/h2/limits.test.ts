@@ -265,14 +265,17 @@ t.test('resets at their deadlines have a budget of their own, ten times larger, 
   t.equal(fresh.peerReset(false, 10, 1, undefined), 'rapid_reset', 'premature resets past their limit, deadline ones aside');
 });
 
-t.test("resets at their deadlines count across the caller's connections too (a shared budget)", async (t) => {
+// an overloaded callee's callers (one identity, many connections) cancel at their deadlines on
+// every connection: counted together they closed them all (a re-review: 10 connections, ~920
+// calls a second, 25 of 45 timing out); premature resets are shared, these are not
+t.test("resets at their deadlines count per connection only, not across the caller's connections", async (t) => {
   const limit = 20;
   const shared = new ResetBudget(limit, 10_000);
   const connections = [0, 1, 2].map(() => new ResetBudget(limit, 10_000, shared));
   const seen: Array<string | undefined> = [];
   // 70 on each of three connections: under each one's 200, 210 for the caller
   for (const c of connections) for (let i = 0; i < 70; i++) seen.push(c.peerReset(false, 150, 1, 200));
-  t.equal(seen.indexOf('rapid_reset'), limit * DEADLINE_RESETS_FACTOR, `the caller's ${limit * DEADLINE_RESETS_FACTOR + 1}st trips, on whichever connection it came`);
+  t.equal(seen.indexOf('rapid_reset'), -1, `210 at their deadlines over three connections: none cut`);
 });
 
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {

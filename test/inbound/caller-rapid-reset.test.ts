@@ -16,10 +16,10 @@ const PER_CONNECTION = 8; // under LIMIT: no connection trips its own count
 const CANCEL = Buffer.from([0, 0, 0, 8]);
 const get = (path: string) => [[':method', 'GET'], [':scheme', 'https'], [':authority', 'orders'], [':path', path]] as const;
 
-/** `count` streams opened and reset (CANCEL) at once on `raw`, then a PING answered or the connection closed. */
-async function openAndReset(raw: RawH2Connection, count: number, tag: number): Promise<void> {
+/** `count` streams opened (ids from `firstId`) and reset (CANCEL) at once on `raw`, then a PING answered or the connection closed. */
+async function openAndReset(raw: RawH2Connection, count: number, tag: number, firstId = 1): Promise<void> {
   const frames: Buffer[] = [];
-  for (let i = 0; i < count; i++) frames.push(requestHeaders(1 + 2 * i, get(`/r/${i}`)), frame(FRAME.RST_STREAM, 0, 1 + 2 * i, CANCEL));
+  for (let i = 0; i < count; i++) frames.push(requestHeaders(firstId + 2 * i, get(`/r/${i}`)), frame(FRAME.RST_STREAM, 0, firstId + 2 * i, CANCEL));
   raw.write(Buffer.concat(frames));
   await Promise.race([pingRoundTrip(raw, tag).catch(() => undefined), raw.closed]);
 }
@@ -78,6 +78,32 @@ t.test('one connection after another: the count is kept between them', async (t)
   }
   t.same(goaways[0], [], 'the first connection: no GOAWAY');
   t.same(goaways[2], [ERROR.ENHANCE_YOUR_CALM], `past ${LIMIT} for the caller over connections opened one after another (${JSON.stringify(goaways)})`);
+});
+
+// one identity is often many replicas: once a broken one has spent the caller's budget, a healthy
+// one (its calls completed) was cut at its next cancel, and every fresh connection at its first
+// for the rest of the window (a re-review); only a connection that itself resets more than it
+// completes, past a tenth of the budget, is cut then
+t.test("once a caller's budget is spent, only its connections that reset more than they complete are cut", async (t) => {
+  const { fx, connect } = await fixture(t);
+  // a healthy replica: 5 calls answered on its connection
+  const healthy = await connect();
+  const answered = [1, 3, 5, 7, 9];
+  healthy.write(Buffer.concat(answered.map((id) => requestHeaders(id, get(`/ok/${id}`)))));
+  for (let i = 0; i < 500 && answered.some((id) => !healthy.frames.some((f) => f.streamId === id && (f.flags & 1) === 1)); i++) await new Promise((r) => setTimeout(r, 10));
+  // a broken replica spends the caller's budget over two connections
+  const broken = [await connect(), await connect()];
+  for (const [n, raw] of broken.entries()) await openAndReset(raw, PER_CONNECTION, 20 + n);
+  t.same(goawaysOf(broken[1] as RawH2Connection), [ERROR.ENHANCE_YOUR_CALM], 'the broken replica is cut');
+  // the healthy one cancels one call; a fresh connection cancels its first
+  healthy.write(Buffer.concat([requestHeaders(11, get('/r/11')), frame(FRAME.RST_STREAM, 0, 11, CANCEL)]));
+  await Promise.race([pingRoundTrip(healthy, 30).catch(() => undefined), healthy.closed]);
+  const fresh = await connect();
+  await openAndReset(fresh, 1, 31);
+  t.same(goawaysOf(healthy), [], 'the healthy replica, 5 answered and 1 cancelled, keeps its connection');
+  t.same(goawaysOf(fresh), [], 'a fresh connection cancelling one call keeps it too (no lockout for the window)');
+  await openAndReset(fresh, PER_CONNECTION, 32, 3);
+  t.same(goawaysOf(fresh), [ERROR.ENHANCE_YOUR_CALM], 'but one resetting on, with nothing completed, is cut');
 });
 
 t.test('a caller whose completed streams outnumber its resets keeps its connections', async (t) => {
