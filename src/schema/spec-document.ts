@@ -9,6 +9,8 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describeError } from '../errors.js';
 import { SpecError } from './spec-error.js';
+import { suggestKey } from '../config/key-suggestion.js';
+import { fileErrorWords } from '../user-paths.js';
 import { checkDereferenced, parseSpecText, readSpecBytes, SpecFileError, specFileReader } from './spec-file.js';
 
 /** The parts of an OpenAPI document the sidecar reads; everything else is kept as is. */
@@ -31,11 +33,14 @@ interface ValidationDetail {
  */
 export async function readSpecDocument(file: string, refsRead?: (files: readonly string[]) => void): Promise<OpenApiDocument> {
   let api: unknown;
+  let parsed: unknown;
   const reader = specFileReader();
   try {
-    const parsed = parseSpecText(file, await readSpecBytes(file));
+    parsed = parseSpecText(file, await readSpecBytes(file));
     // not a map: the OpenAPI parser would take a string for a path to read
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return notAnOpenApiDocument(file);
+    // the parser says only "is not a valid Openapi API definition" of a document without them
+    refuseMissingTopKeys(file, parsed as Record<string, unknown>);
     // `file` stays the base that relative $refs resolve against
     const options = { ...reader.plugins, dereference: { circular: false } } as unknown as SwaggerParser.Options;
     // the $refs resolved and what they expand to measured before the validation walks the tree
@@ -46,7 +51,7 @@ export async function readSpecDocument(file: string, refsRead?: (files: readonly
     refsRead?.(reader.filesRead().filter((path) => path !== file));
   } catch (err) {
     // a file a $ref names, refused by the reader: its own words, naming that file
-    throw asSpecError(file, reader.refusal() ?? err);
+    throw asSpecError(file, reader.refusal() ?? err, parsed);
   }
   const doc = api as OpenApiDocument;
   if (typeof doc.openapi !== 'string' || !/^3\.[01]\./.test(doc.openapi)) {
@@ -92,6 +97,51 @@ function refuseSelfReferences(file: string, document: unknown): void {
   walk(document, '', false);
 }
 
+/** The missing-pointer error as the parser gives it, said where the $ref is and what it names. */
+function missingPointer(file: string, e: { parentPath?: string; source?: string; targetRef?: string; targetToken?: string; targetFound?: string; message?: string }): SpecError {
+  const parentPath = e.parentPath ?? '';
+  const hash = parentPath.indexOf('#');
+  // `#/...` alone: in the file the $ref was read from, where its target was looked up too
+  const holder = hash > 0 ? parentPath.slice(0, hash) : (e.source ?? file);
+  const pointer = hash >= 0 ? parentPath.slice(hash + 1) : '';
+  const elsewhere = e.source !== undefined && e.source !== holder;
+  const under = e.targetFound === undefined || e.targetFound === '#' || e.targetFound === '' ? 'at its top level' : `under ${e.targetFound.replace(/^#/, '')}`;
+  const detail =
+    e.targetToken === undefined
+      ? describeError(e)
+      : `Missing $ref pointer ${JSON.stringify(e.targetRef ?? '?')}${elsewhere ? ` in ${e.source}` : ''}: ${elsewhere ? 'that file' : 'this file'} has no ${JSON.stringify(e.targetToken)} ${under}`;
+  return new SpecError(holder, pointer, holder === file ? detail : `${detail} (a file ${file} names)`);
+}
+
+/** Where in the parsed spec a $ref ends in `#fragment` (the first found), with the $ref as written. */
+function refWithFragment(parsed: unknown, fragment: string): { pointer: string; ref: string } | undefined {
+  const seen = new WeakSet<object>();
+  const walk = (node: unknown, pointer: string): { pointer: string; ref: string } | undefined => {
+    if (node === null || typeof node !== 'object' || seen.has(node)) return undefined;
+    seen.add(node);
+    const fields = node as Record<string, unknown>;
+    if (typeof fields.$ref === 'string' && fields.$ref.endsWith(`#${fragment}`)) return { pointer, ref: fields.$ref };
+    for (const [key, value] of Object.entries(fields)) {
+      const found = walk(value, `${pointer}/${escapePointer(key)}`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return walk(parsed, '');
+}
+
+/** The parser's words for a document without `openapi` or `paths` name neither: said here, with a key that looks meant. */
+function refuseMissingTopKeys(file: string, doc: Record<string, unknown>): void {
+  const keys = Object.keys(doc);
+  const meant = (wanted: string) => {
+    const near = keys.find((key) => key !== wanted && suggestKey(key, [wanted]) === wanted);
+    return near === undefined ? '' : ` (did you mean ${wanted} for ${JSON.stringify(near)}?)`;
+  };
+  if (doc.openapi === undefined && doc.swagger === undefined) throw new SpecError(file, '', `has no "openapi" key naming its OpenAPI version (3.0.x or 3.1.x)${meant('openapi')}`);
+  // OpenAPI 3.1 allows webhooks alone; meshcar checks calls by their paths
+  if (doc.paths === undefined && doc.webhooks === undefined) throw new SpecError(file, '', `has no "paths" map, which holds the operations to check${meant('paths')}`);
+}
+
 function escapePointer(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
@@ -100,18 +150,29 @@ function notAnOpenApiDocument(file: string): never {
   throw new SpecError(file, '', 'is not an OpenAPI document (its top level is not a map)');
 }
 
-function asSpecError(file: string, err: unknown): SpecError {
+function asSpecError(file: string, err: unknown, parsed?: unknown): SpecError {
   if (err instanceof SpecError) return err;
   // the spec file itself too large, or its YAML refused (aliases, syntax): says so about the whole file
   if (err instanceof SpecFileError) return new SpecError(file, '', err.message);
-  const e = err as { code?: string; parentPath?: string; details?: ValidationDetail[]; message?: string };
-  // a $ref to nowhere: the parser names the node that holds it
-  if (typeof e.parentPath === 'string') return new SpecError(file, e.parentPath.replace(/^#/, ''), describeError(err));
+  const e = err as { code?: string; parentPath?: string; source?: string; targetRef?: string; targetToken?: string; targetFound?: string; details?: ValidationDetail[]; message?: string };
+  // a $ref to nowhere: the parser names the node that holds it (`FILE#/pointer`, or `#/pointer`
+  // in the file the $ref was read from) and the file the pointer was looked up in (`source`)
+  if (typeof e.parentPath === 'string') return missingPointer(file, e);
+  // a $ref whose fragment is no JSON pointer (`schemas.yaml#NewOrder`): the parser does not say where
+  if (e.code === 'EUNMATCHEDRESOLVER') {
+    const fragment = /Invalid \$ref pointer "([^"]*)"/.exec(String(e.message))?.[1];
+    const at = fragment === undefined ? undefined : refWithFragment(parsed, fragment);
+    const where = at === undefined ? `a $ref in ${file} or a file it names` : `its $ref ${JSON.stringify(at.ref)}`;
+    return new SpecError(file, at?.pointer ?? '', `${where} has a fragment that is no JSON pointer (#${fragment ?? '?'}): a pointer starts with #/, as in #/${fragment ?? 'Name'}`);
+  }
   // the spec breaks the OpenAPI schema: the deepest place named is the most useful one
   const details = Array.isArray(e.details) ? e.details : [];
   const first = details.reduce<ValidationDetail | undefined>((deepest, d) => ((d.instancePath?.length ?? -1) > (deepest?.instancePath?.length ?? -1) ? d : deepest), undefined);
   if (first && typeof first.instancePath === 'string') return new SpecError(file, first.instancePath, `does not follow the OpenAPI schema: ${first.message ?? 'invalid'}`);
   if (e.code === 'ENOENT' || /ENOENT|no such file/i.test(String(e.message))) return new SpecError(file, '', 'the spec file does not exist (relative paths are resolved against the working directory)');
+  // a file-system error in words (ELOOP, EACCES, ...), not Node's text
+  const words = fileErrorWords(err);
+  if (words !== undefined) return new SpecError(file, '', `cannot be read: ${words}`);
   if (/circular/i.test(String(e.message))) return circularRef(file, String(e.message));
   return new SpecError(file, '', describeError(err).split('\n')[0] ?? 'cannot be read');
 }

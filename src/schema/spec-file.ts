@@ -10,6 +10,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsyaml from 'js-yaml';
 import { nestsDeeperThan } from './json-body.js';
+import { fileErrorWords } from '../user-paths.js';
 
 /** A spec file larger than this is refused before it is read (JSON and YAML alike). */
 export const MAX_SPEC_BYTES = 5 * 1024 * 1024;
@@ -182,7 +183,7 @@ export function specFileReader() {
   const read = new Set<string>();
   const refused = (path: string, err: unknown): never => {
     const code = (err as SpecFileError).code;
-    refusal = new SpecFileError(`${path}: ${code === 'ENOENT' ? 'a $ref names this file, which does not exist' : (err as Error).message}`, code);
+    refusal = new SpecFileError(`${path}: ${code === 'ENOENT' ? 'a $ref names this file, which does not exist' : fileErrorWords(err) ?? (err as Error).message}`, code);
     throw refusal;
   };
   const plugins = {
