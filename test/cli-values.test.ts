@@ -200,6 +200,8 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['ca', 'init', '--dri', 'x'], /^meshcar: Unknown option '--dri' \(did you mean --dir\?\); usage: meshcar ca init/],
     [['ca', 'token', '--single_use'], /^meshcar: Unknown option '--single_use' \(did you mean --single-use\?\)/],
     [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
+    // a command's last word typed alone (review)
+    [['token', '--service', 'orders'], /^meshcar: unknown command "token" \(did you mean "ca token"\?\); run "meshcar --help"/],
     // the config named as envoy -c or as a bare file, as an Envoy user writes it
     [['run', 'orders.yaml'], /^meshcar: Unexpected argument 'orders\.yaml'.* \(did you mean --config orders\.yaml\?\); usage: meshcar run --config FILE\n/],
     [['check', 'config/example-ca.yml'], /^meshcar: Unexpected argument 'config\/example-ca\.yml'.* \(did you mean --config config\/example-ca\.yml\?\); usage: meshcar check/],

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Authority, ISSUER_FUTURE_TOLERANCE_MS, type AuthorityLimits } from './authority.js';
-import { requireFinishedInit, stateFingerprint } from './ca-state.js';
+import { requireFinishedInit, requirePrivateCaFolder, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
 import { LockBusyError, withCaLock, type LockWait } from './folder-lock.js';
@@ -69,6 +69,9 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   }
 
   static async open(options: CaRuntimeOptions): Promise<CaRuntime> {
+    // the folder judged first: a `dir` that is a file, a loop or another user's is one line
+    // saying so, not the ledger's read error (a review)
+    await requirePrivateCaFolder(options.dir);
     const ledger = await TokenLedger.open(options.dir);
     const fingerprint = await stateFingerprint(options.dir);
     const runtime = new CaRuntime(options, await CaRuntime.build(options, ledger), fingerprint, ledger);

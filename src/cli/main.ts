@@ -63,7 +63,12 @@ export async function main(args: string[]): Promise<number> {
   // a typo gets its likely command (within two edits), as an unknown config key gets its key
   const typed = command ? '' : group ? [group, next].join(' ') : words(argv).join(' ');
   // -v and -V, the version flag of many tools, are too short for the edit distance to find
-  const near = command ? undefined : !group && (typed === '-v' || typed === '-V') ? '--version' : suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]);
+  const near = command
+    ? undefined
+    : !group && (typed === '-v' || typed === '-V')
+      ? '--version'
+      : // `meshcar token` for `meshcar ca token`: a command's last word typed alone
+        (suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]) ?? (group ? undefined : Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`))));
   const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
   if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);

@@ -13,7 +13,10 @@ const MAX_EDITS = 2;
  */
 const squashed = (key: string): string => key.toLowerCase().replace(/[-_]/g, '');
 
-/** The first of `allowed` nearest to `key` within MAX_EDITS, ignoring case, `_` and `-`; undefined if none. */
+/**
+ * The first of `allowed` nearest to `key` within MAX_EDITS, ignoring case, `_` and `-`; else the
+ * one sharing the longest start with it (sameStem); undefined if none.
+ */
 export function suggestKey(key: string, allowed: readonly string[]): string | undefined {
   const lower = squashed(key);
   let best: string | undefined;
@@ -22,7 +25,26 @@ export function suggestKey(key: string, allowed: readonly string[]): string | un
     const distance = distanceBelow(lower, squashed(candidate), bound);
     if (distance < bound) [best, bound] = [candidate, distance];
   }
+  if (best !== undefined) return best;
+  let longest = 0;
+  for (const candidate of allowed) {
+    const shared = sameStem(lower, squashed(candidate));
+    if (shared > longest) [best, longest] = [candidate, shared];
+  }
   return best;
+}
+
+/**
+ * How many leading characters `a` and `b` share when that is a word's stem: at least 3, and
+ * three quarters of the shorter (`retry` for retries, `authorization` for authorize, `logging`
+ * for log: each more than two edits away, and no "did you mean" was given; the bad-input
+ * review); else 0.
+ */
+function sameStem(a: string, b: string): number {
+  const shorter = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < shorter && a[i] === b[i]) i++;
+  return i >= 3 && i >= shorter * 0.75 ? i : 0;
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
-import { tildeHint } from '../user-paths.js';
+import { fileErrorWords, tildeHint } from '../user-paths.js';
 import { localShortage } from '../local-shortage.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ConfigIssue } from './issues.js';
@@ -271,5 +271,6 @@ function readFailure(err: unknown, file: string): string {
   const shortage = localShortage(code);
   // (the open fails before the path is looked at: nothing is known of the file)
   if (shortage !== undefined) return `${shortage} (${code}); the file was not read`;
-  return err instanceof Error ? err.message : String(err);
+  // ELOOP, ENOTDIR, ... in words, not Node's text
+  return fileErrorWords(err) ?? (err instanceof Error ? err.message : String(err));
 }

@@ -91,6 +91,17 @@ t.test('a CA folder others can write to, or another user owns, is refused in one
   }
 });
 
+// ca serve read its token ledger first: a `dir` that was a file said "used-tokens.json cannot be
+// read (ENOTDIR ...); it records spent single-use tokens and must not be lost" (review)
+t.test('ca serve with a dir that is a file: one line saying so, as check says it', async (t) => {
+  const dir = t.testdir({ 'not-a-folder': 'x\n' });
+  const config = join(dir, 'ca.yaml');
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${join(dir, 'not-a-folder')}\nlisten: "127.0.0.1:0"\n`);
+  const result = await runBounded(['ca', 'serve', '--config', config]);
+  t.equal(result.code, 1, 'exit 1');
+  t.match(result.stderr, /^meshcar: \S+not-a-folder: is a file, not a folder; give the CA folder \(made by meshcar ca init\)\n$/, `one line (${result.stderr.trim()})`);
+});
+
 // a folder at 0755 with its keys at 0644 (a backup restored under another umask) was taken as it
 // was: any local user could read the root or token key and mint join tokens (a review)
 t.test("a key others can read, or a file others can write, in the CA folder is refused in one line", async (t) => {

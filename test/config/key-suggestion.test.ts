@@ -42,3 +42,12 @@ t.test('2,000 unknown keys of 1,000 characters: refused at once, each with its l
   t.match(source.issues[1999], { line: 2001, column: 1, message: /^unknown key; allowed here: service, / });
   t.ok(took < 400, `checked in ${Math.round(took)} ms`);
 });
+
+// more than two edits away, but the same word's stem: no "did you mean" was given (review)
+t.test('a key sharing its stem with an allowed one is suggested it', async (t) => {
+  t.equal(suggestKey('retry', ['endpoints', 'retries', 'timeout']), 'retries');
+  t.equal(suggestKey('authorization', ['listen', 'authorize', 'routes']), 'authorize');
+  t.equal(suggestKey('logging', ['service', 'log', 'metrics']), 'log');
+  t.equal(suggestKey('re', ['retries']), undefined, 'under three letters: no stem');
+  t.equal(suggestKey('frobnicate', ['retries', 'log', 'authorize']), undefined, 'nothing shared: nothing suggested');
+});

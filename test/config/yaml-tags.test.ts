@@ -5,7 +5,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { open, writeFile } from 'node:fs/promises';
+import { open, symlink, writeFile } from 'node:fs/promises';
 import { constants as fsConstants, readdirSync, readlinkSync } from 'node:fs';
 import { readBoundedFile } from '../../src/bounded-file.js';
 import { formatIssue, type ConfigIssue } from '../../src/config/issues.js';
@@ -75,6 +75,12 @@ t.test('a device or a folder as the config: one clear line at once; a pipe is re
   }
   t.same(lines((await readYamlSource(dir)).issues), [`${dir}: cannot read the config file: it is a directory`]);
   t.ok(Date.now() - started < 2000, 'at once: no read of an endless device');
+  // a link loop, a path through a file: in words, not Node's errno text (review)
+  await symlink(join(dir, 'loop-b'), join(dir, 'loop-a'));
+  await symlink(join(dir, 'loop-a'), join(dir, 'loop-b'));
+  t.same(lines((await readYamlSource(join(dir, 'loop-a'))).issues), [`${join(dir, 'loop-a')}: cannot read the config file: too many symbolic links; correct the path`]);
+  await writeFile(join(dir, 'a-file'), 'x');
+  t.same(lines((await readYamlSource(join(dir, 'a-file', 'c.yaml'))).issues), [`${join(dir, 'a-file', 'c.yaml')}: cannot read the config file: a part of the path is a file, not a folder; correct the path`]);
   // a FIFO nobody writes to: waited for until the deadline, not for ever as a blocking open would
   const fifo = join(dir, 'config.fifo');
   execFileSync('mkfifo', [fifo]);
