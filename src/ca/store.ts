@@ -130,6 +130,11 @@ async function stateBeforeInit(dir: string, trustDomain: string, force: boolean)
   if (present.length === files.length) {
     throw new MeshcarError('ca_exists', `${join(dir, CA_FILES.issuerKey)} already exists: ${dir} holds a CA; pass --force to replace it (every issued certificate stops being trusted)`);
   }
+  // a sidecar's identity folder (svid.crt, svid.key, bundle.pem), or `ca issue --out`'s: its
+  // bundle.pem is no CA part, and --force would have put a CA among a sidecar's keys (review)
+  if (present.length === 1 && present[0] === CA_FILES.bundle && ((await exists(join(dir, 'svid.crt'))) || (await exists(join(dir, 'svid.key'))))) {
+    throw new MeshcarError('ca_exists', `${dir} holds a sidecar's SVID (svid.crt, svid.key, bundle.pem), not a CA: give ca init an empty or new folder for the CA`);
+  }
   if (present.length > 0) {
     // no "initializing" mark: files lost since, or an init by a meshcar before the mark was killed
     const missing = files.filter((file) => !present.includes(file));

@@ -110,9 +110,11 @@ export function parseYamlSource(file: string, text: string): YamlSource {
     const { line, col } = lines.linePos(Math.max(0, text.indexOf('%YAML')));
     return { file, root: undefined, issues: [{ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: %YAML ${doc.directives.yaml.version} is not read here: a config is YAML 1.2 (remove the directive, or write %YAML 1.2)` }] };
   }
-  checkUniqueKeys(doc.contents, (at) => {
+  checkUniqueKeys(doc.contents, (at, key, firstAt) => {
     const { line, col } = lines.linePos(at);
-    issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: 'YAML syntax: Map keys must be unique' });
+    // which key, and where it came first: one of the two is to go (the review: no name, no line)
+    const quoted = JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}...` : key);
+    issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: Map keys must be unique: ${quoted} is given a second time here (first on line ${Math.max(lines.linePos(firstAt).line, 1)}); keep one` });
   });
   if (issues.length > 0) return { file, root: undefined, issues };
   // every alias's anchor, found once (yaml-aliases.ts): the parser's resolve walks the whole
@@ -146,13 +148,14 @@ export function parseYamlSource(file: string, text: string): YamlSource {
  * differ), at the repeat. One set per map instead of the parser's comparison with every
  * earlier key.
  */
-function checkUniqueKeys(node: unknown, report: (at: number) => void): void {
+function checkUniqueKeys(node: unknown, report: (at: number, key: string, firstAt: number) => void): void {
   if (isMap(node)) {
-    const seen = new Set<unknown>();
+    const seen = new Map<unknown, number>();
     for (const pair of node.items) {
       if (isScalar(pair.key)) {
-        if (seen.has(pair.key.value)) report(startOf(pair.key));
-        else seen.add(pair.key.value);
+        const first = seen.get(pair.key.value);
+        if (first !== undefined) report(startOf(pair.key), String(pair.key.value), first);
+        else seen.set(pair.key.value, startOf(pair.key));
       }
       checkUniqueKeys(pair.value, report);
     }

@@ -101,7 +101,12 @@ export class YamlValue {
   /** The map, after reporting each key not in `allowed` (omit `allowed` for free-form maps). */
   map(allowed?: readonly string[]): YamlMap | undefined {
     const node = this.node;
-    if (!isMap(node)) return this.expected('a map');
+    if (!isMap(node)) {
+      // `service:orders` (no space after the colon) is one plain string to YAML, not a key and value
+      const glued = isScalar(node) && typeof node.value === 'string' ? /^([A-Za-z_][\w.-]*):(\S)/.exec(node.value) : null;
+      if (glued !== null) return this.report(`expected a map, got the string ${JSON.stringify(clipBare(glued.input))}: a key and its value need a space after the colon (${glued[1] ?? ''}: ${glued.input.slice((glued[1] ?? '').length + 1)})`);
+      return this.expected('a map');
+    }
     const entries = new Map<string, YamlValue>();
     for (const pair of node.items) {
       const keyNode = pair.key as Node | null;

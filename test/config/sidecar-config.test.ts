@@ -186,6 +186,8 @@ t.test('metrics.requests turns the request-level families off', async (t) => {
   t.same(await issuesOf(t, `${FULL}metrics:\n  requests: maybe\n`), ['c.yaml:35:3: metrics.requests: expected true or false, got a string']);
   t.same(await issuesOf(t, `${FULL}metrics:\n  request: false\n`), ['c.yaml:35:3: metrics.request: unknown key (did you mean requests?); allowed here: requests']);
   t.same(await issuesOf(t, `${FULL}metrics: off\n`), ['c.yaml:34:1: metrics: expected a map, got a string']);
+  // no space after the colon: one string to YAML, said as such with the fix (review)
+  t.same(await issuesOf(t, `${FULL}metrics:\n  requests:false\n`), ['c.yaml:34:1: metrics: expected a map, got the string "requests:false": a key and its value need a space after the colon (requests: false)']);
 });
 
 t.test('unknown key', async (t) => {
