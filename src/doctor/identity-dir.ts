@@ -7,7 +7,7 @@
 // there), or that a file in it is another user's (passed over, as a set they may have planted).
 
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError } from '../errors.js';
 import { otherWriters } from '../user-paths.js';
@@ -69,8 +69,17 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
   if (info === undefined) return undefined;
   const others = otherWriters(info, info.uid);
   if (others !== undefined && !('owner' in others)) {
+    // not empty: the sidecar does not take it over (made 0700, what someone else put in would pass as its own)
+    if ((await readdir(dir).catch(() => [])).length > 0) {
+      return {
+        message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}) and is not empty: the sidecar neither uses what is stored there nor saves into it (someone else could have put it there, root's files too), so each start needs the join token, and one that is single-use is not sent`,
+        fix: `remove what is in ${shellWord(dir)} (the sidecar then gets a new SVID with the join token and makes the folder 0700)`,
+        refusesStored: false,
+        needsToken: true,
+      };
+    }
     return {
-      message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): the sidecar will not use an SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`,
+      message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): empty, so the sidecar makes it 0700 when it saves its first SVID`,
       fix: `chmod 700 ${shellWord(dir)}`,
       refusesStored: true,
     };

@@ -193,8 +193,10 @@ export function peerResetKind(answered: boolean, ageMs: number, deadlineMs?: num
   return 'premature';
 }
 
-/** Once a caller's shared count is over, a connection of its is cut past budget / this of its own (ResetBudget.ownShareOver). */
+/** Once a caller's shared count is over, a connection of its that resets more than it completes is cut past budget / this of its own (ResetBudget.reset). */
 const SHARED_CUT_SHARE = 10;
+/** ...and at its first reset more than it completed, once the caller's count is this many times its budget. */
+const SHARED_HARD_FACTOR = 5;
 
 /** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
 export class ResetBudget {
@@ -253,8 +255,9 @@ export class ResetBudget {
     this.roll(nowMs);
     this.bufferLimited++;
     const sharedAbuse = this.shared?.bufferLimitReset(nowMs);
-    if (deadlineResetsOver(this.bufferLimited, this.max, this.completed)) return 'made_you_reset';
-    return sharedAbuse !== undefined && this.ownShareOver(this.bufferLimited, this.max * DEADLINE_RESETS_FACTOR) ? sharedAbuse : undefined;
+    // the caller's share past its budget cuts the connection the reset came on: gated per
+    // connection as premature resets are, 20 connections × 200 uploads went uncut (a re-review)
+    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : sharedAbuse;
   }
 
   /**
@@ -274,11 +277,16 @@ export class ResetBudget {
     const sharedAbuse = this.shared?.reset(byPeer, nowMs);
     const total = this.peerResets + this.provoked;
     if (total > this.max && total > this.completed) return this.peerResets >= this.provoked ? 'rapid_reset' : 'made_you_reset';
-    return sharedAbuse !== undefined && this.ownShareOver(total, this.max) ? sharedAbuse : undefined;
+    if (sharedAbuse === undefined || total <= this.completed) return undefined;
+    // past a tenth of the budget on this connection; or on any, once the caller is far past its
+    // own (SHARED_HARD_FACTOR): a tenth each, a caller reconnecting or spreading over 1,024
+    // connections reset 20,000 streams in 8 s uncut (a re-review)
+    return total > this.max / SHARED_CUT_SHARE || (this.shared?.farOver() ?? false) ? sharedAbuse : undefined;
   }
 
-  /** Whether this connection's own count of a kind whose budget is `budget` makes it one to cut once the caller's shared count is over: past a tenth of it, and more than its completed streams. */
-  private ownShareOver(count: number, budget: number): boolean {
-    return count > budget / SHARED_CUT_SHARE && count > this.completed;
+  /** This (shared) count is SHARED_HARD_FACTOR times past its budget and its completed streams. */
+  private farOver(): boolean {
+    const total = this.peerResets + this.provoked;
+    return total > this.max * SHARED_HARD_FACTOR && total > this.completed;
   }
 }

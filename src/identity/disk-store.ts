@@ -216,6 +216,10 @@ export class DiskStore {
     }
     const unsafe = placed.unsafe ?? (await this.othersCanWrite());
     if (unsafe !== undefined) return passOver(warn, `not using a stored SVID: ${unsafe}; requesting a new one`, unsafe);
+    // another user's entries in a private folder: it was open to them once (a process that died
+    // while taking it over left it so), and their set may be root's files they moved in
+    const foreign = await foreignEntry(this.at).catch(() => undefined);
+    if (foreign !== undefined) return passOver(warn, `not using a stored SVID: ${foreign}, so what it holds may not be ours: remove what is not yours; requesting a new one`, foreign);
     let candidates: Candidate[];
     try {
       candidates = await candidatesIn(this.at);
@@ -284,7 +288,7 @@ export class DiskStore {
     const others = info && otherWriters(info); // missing (nothing stored) or unreadable: candidates() says so
     if (others === undefined) return undefined;
     const why = 'owner' in others ? `is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid})` : `is writable by ${others.who} (mode ${others.mode})`;
-    return `${this.at} ${why}, so its contents may not be ours (chmod 700 the folder, owned by the user running meshcar)`;
+    return `${this.at} ${why}, so its contents may not be ours: remove what is in it (a new SVID is requested and saved there, the folder made 0700), or set another identity.dir`;
   }
 
   /** Plain files become a generation, so the next save has a previous set to fall back to. */

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, open, readdir, rm } from 'node:fs/promises';
+import { lstat, open, opendir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { otherWriters } from '../user-paths.js';
 import { judgePath, type PathJudgement } from '../path-trust.js';
@@ -50,19 +50,35 @@ export async function makePrivate(dir: string): Promise<void> {
     const stats = await handle.stat();
     const uid = process.getuid?.();
     if (uid !== undefined && stats.uid !== uid) throw new Error(`${dir} is owned by uid ${stats.uid}, not by the user running meshcar (uid ${uid}): not saving keys into it (chown it, or set another identity.dir)`);
+    const others = otherWriters(stats, uid, true);
+    const openTo = others !== undefined && 'who' in others ? others : undefined;
+    // an open folder's emptiness is asked before the chmod and again after it, one entry each
+    // time: a listing took as long as the folder's other users made it (700,000 entries), and a
+    // process that died in it left their files in a private folder (a re-review)
+    if (openTo !== undefined && !(await isEmpty(dir))) throw notTakenOver(dir, openTo);
     // the mode mkdir gave is narrowed by the umask; an existing folder may be wider than we want
     await handle.chmod(0o700);
-    // listed once private, so nothing is added between the listing and the chmod
-    const others = otherWriters(stats, uid, true);
-    const entries = others !== undefined && 'who' in others ? await readdir(dir) : [];
-    if (others !== undefined && 'who' in others && entries.length > 0) {
+    if (openTo !== undefined && !(await isEmpty(dir).catch(() => false))) {
       await handle.chmod(stats.mode & 0o7777);
-      const named = `${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ` and ${entries.length - 5} more` : ''}`;
-      throw new Error(`${dir} is writable by ${others.who} (mode ${others.mode}) and holds ${named}: anyone who could write it could have put them there (root's files too, moved in), so it is not taken over; if they are yours, chmod 700 the folder, else remove them; then start again`);
+      throw notTakenOver(dir, openTo);
     }
   } finally {
     await handle.close();
   }
+}
+
+/** Whether `dir` holds no entry, from one read of it (whatever it holds, the same cost). */
+async function isEmpty(dir: string): Promise<boolean> {
+  const listing = await opendir(dir);
+  try {
+    return (await listing.read()) === null;
+  } finally {
+    await listing.close().catch(() => undefined);
+  }
+}
+
+function notTakenOver(dir: string, others: { who: string; mode: string }): Error {
+  return new Error(`${dir} is writable by ${others.who} (mode ${others.mode}) and is not empty: anyone who could write it could have put what it holds there (root's files too, moved in), so it is not taken over: remove what is in it (a new SVID is requested), then start again`);
 }
 
 

@@ -52,7 +52,7 @@ async function expiredToken(): Promise<string> {
   return file;
 }
 
-t.test('a group-writable identity.dir with a valid SVID, and an expired token: the token is needed, doctor says so', async (t) => {
+t.test('a group-writable identity.dir with a valid SVID, and an expired token: the folder and the token are ✗', async (t) => {
   const dir = join(mesh.ca.dir, 'id-group-writable');
   await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--out', dir]);
   await chmod(dir, 0o775);
@@ -61,15 +61,16 @@ t.test('a group-writable identity.dir with a valid SVID, and an expired token: t
   const text = await cli(['doctor', '--config', file]);
   const lines = text.stdout.split('\n');
   t.equal(text.code, 1, `exit 1:\n${text.stdout}`);
-  t.match(lines.find((l) => l.includes(' identity: ')), new RegExp(`^! identity: identity\\.dir ${dir} is writable by its group \\(mode 0775\\): the sidecar will not use an SVID stored there .* and asks the CA for a new one with the join token; it holds spiffe://mesh\\.local/svc/orders, .* — fix: chmod 700 ${dir}$`));
+  // not empty: the sidecar does not take it over (chmod 700 would pass what someone else put there as its own)
+  t.match(lines.find((l) => l.includes(' identity: ')), new RegExp(`^✗ identity: identity\\.dir ${dir} is writable by its group \\(mode 0775\\) and is not empty: the sidecar neither uses what is stored there nor saves into it .*; it holds spiffe://mesh\\.local/svc/orders, .* — fix: remove what is in ${dir} \\(the sidecar then gets a new SVID with the join token and makes the folder 0700\\)$`));
   t.match(lines.find((l) => l.includes(' join token: ')), /^✗ join token: .*orders-expired\.token: the token expired at \S+ — fix: write a new token with meshcar ca token/);
-  t.equal(lines.filter((l) => l.startsWith('✗')).length, 1, 'one ✗: the token');
+  t.equal(lines.filter((l) => l.startsWith('✗')).length, 2, 'two ✗: the folder and the token');
 
   const json = await cli(['doctor', '--config', file, '--json']);
   t.equal(json.code, 1);
   const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
   t.equal(report.ok, false);
-  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'warn', fix: `chmod 700 ${dir}` });
+  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'fail', fix: `remove what is in ${dir} (the sidecar then gets a new SVID with the join token and makes the folder 0700)` });
   t.match(report.checks.find((c) => c.name === 'join token'), { status: 'fail' });
 
   // what doctor foretells: the sidecar passes the stored SVID over and the CA refuses the token

@@ -278,6 +278,47 @@ t.test("resets at their deadlines count per connection only, not across the call
   t.equal(seen.indexOf('rapid_reset'), -1, `210 at their deadlines over three connections: none cut`);
 });
 
+// a tenth of the budget per connection, and a reconnect starting afresh: a caller spreading over
+// 1,024 connections, or reconnecting in a loop, reset 20,000 streams in 8 s uncut (a re-review);
+// past five times its budget every connection of the caller that resets more than it completes
+// is cut at once, while one whose calls complete is not
+t.test("premature resets: past five times the caller's budget, any of its connections resetting more than it completes is cut", async (t) => {
+  const limit = 200;
+  const shared = new ResetBudget(limit, 10_000);
+  const healthy = new ResetBudget(limit, 10_000, shared);
+  for (let i = 0; i < 5; i++) healthy.completedStream(1);
+  let firstCut = -1;
+  let resets = 0;
+  for (let c = 0; c < 400 && firstCut === -1; c++) {
+    const connection = new ResetBudget(limit, 10_000, shared);
+    // 15 each: under a tenth of the budget (20), so no one connection is cut for its share
+    for (let i = 0; i < 15; i++, resets++) {
+      if (connection.peerReset(false, 10, 1) !== undefined) {
+        firstCut = resets;
+        break;
+      }
+    }
+  }
+  t.equal(firstCut, limit * 5, `the caller's ${limit * 5 + 1}st premature reset is cut (it was never, at 15 a connection)`);
+  const fresh = new ResetBudget(limit, 10_000, shared);
+  t.equal(fresh.peerReset(false, 10, 1), 'rapid_reset', 'then a fresh connection at its first');
+  t.equal(healthy.peerReset(false, 10, 1), undefined, 'but not one whose 5 calls completed, at one cancel');
+});
+
+// buffer_limit resets are ours, in a budget of their own (ten times): past it for the caller, the
+// connection the next one comes on is cut, whatever its own share (gated per connection, 20
+// connections × 200 uploads went uncut: a re-review)
+t.test("buffer_limit resets past the caller's budget cut the connection the next one comes on", async (t) => {
+  const limit = 10;
+  const shared = new ResetBudget(limit, 10_000);
+  const seen: Array<string | undefined> = [];
+  for (let c = 0; c < 11; c++) {
+    const connection = new ResetBudget(limit, 10_000, shared);
+    for (let i = 0; i < 10; i++) seen.push(connection.bufferLimitReset(1));
+  }
+  t.equal(seen.indexOf('made_you_reset'), limit * DEADLINE_RESETS_FACTOR, `the caller's ${limit * DEADLINE_RESETS_FACTOR + 1}st is cut, on a connection with one of its own`);
+});
+
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {
   const window = 64 * 1024;
   let held: H2Stream | undefined;

@@ -40,11 +40,11 @@ t.test('a folder others can write is not trusted for a stored SVID', async (t) =
     await chmod(dir, mode);
     lines.length = 0;
     t.equal(await store.load(ID), undefined, `mode ${mode.toString(8)}: not used`);
-    t.match(String(lines.at(-1)?.msg), new RegExp(`writable by ${who} \\(mode 0${mode.toString(8)}\\).*chmod 700`), `mode ${mode.toString(8)}: the warning says why and what to do`);
+    t.match(String(lines.at(-1)?.msg), new RegExp(`writable by ${who} \\(mode 0${mode.toString(8)}\\).*remove what is in it`), `mode ${mode.toString(8)}: the warning says why and what to do`);
   }
   // a save does not take it over while it holds anything (made 0700, what another user put in
   // would pass as ours): its mode stays, and the words say what to do
-  await t.rejects(store.save(svid), /is writable by others \(mode 0702\) and holds .*: anyone who could write it could have put them there .* if they are yours, chmod 700 the folder, else remove them/, 'a save refuses to take it over');
+  await t.rejects(store.save(svid), /is writable by others \(mode 0702\) and is not empty: anyone who could write it could have put what it holds there .* so it is not taken over: remove what is in it/, 'a save refuses to take it over');
   t.equal((await stat(dir)).mode & 0o777, 0o702, 'its mode is left as it was');
   await chmod(dir, 0o700);
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'made 0700 by its owner: used again');

@@ -43,7 +43,7 @@ t.test("a save refuses a folder holding another user's entries, and keeps nothin
   await lchown(join(dir, 'current'), 65534, 65534);
 
   const svid = validateSvid(await ours.issue(ID), ID);
-  await t.rejects(store.save(svid), /identity is writable by group and others \(mode 0777\) and holds (current, gen-1|gen-1, current): anyone who could write it could have put them there \(root's files too, moved in\), so it is not taken over; if they are yours, chmod 700 the folder, else remove them; then start again/, 'the save is refused, naming every entry');
+  await t.rejects(store.save(svid), /identity is writable by group and others \(mode 0777\) and is not empty: anyone who could write it could have put what it holds there \(root's files too, moved in\), so it is not taken over: remove what is in it \(a new SVID is requested\), then start again/, 'the save is refused');
   t.equal((await stat(dir)).mode & 0o777, 0o777, 'the folder keeps its mode: not taken over (made private, what is in it would pass as ours)');
   t.same((await readdir(dir)).sort(), ['current', 'gen-1'], "their entries are left for the operator (no rm -r through another user's folders)");
   t.equal(await store.load(ID), undefined, 'and nothing of theirs is loaded');
@@ -72,10 +72,27 @@ t.test("root's files in a folder open to others: a save (or a start's check) doe
   await writeFile(join(dir, 'svid.key'), planted.privateKeyPem, { mode: 0o600 });
   await writeFile(join(dir, 'bundle.pem'), theirs.bundlePem);
   t.equal(await store.load(ID), undefined, 'a folder others may write: nothing in it loaded');
-  await t.rejects(store.prepare(), /is writable by group and others \(mode 0777\) and holds .*svid\.crt/, "a start's check before spending a single-use token: refused");
+  await t.rejects(store.prepare(), /is writable by group and others \(mode 0777\) and is not empty/, "a start's check before spending a single-use token: refused");
   t.equal((await stat(dir)).mode & 0o777, 0o777, 'the folder keeps its mode');
   t.equal(await store.load(ID), undefined, 'so the next start still loads nothing from it');
-  await t.rejects(store.save(validateSvid(await ours.issue(ID), ID)), /and holds/, 'a save is refused the same way');
+  await t.rejects(store.save(validateSvid(await ours.issue(ID), ID)), /and is not empty/, 'a save is refused the same way');
+});
+
+// a process that died while taking an open folder over left it private with another user's
+// entries in it, and their set (root's files they moved in) passed every later check (a re-review)
+t.test("a private folder holding another user's entry: nothing in it is loaded", { skip: root() ? false : 'entries owned by another user need root (CI runs as root)' }, async (t) => {
+  const theirs = await makePki();
+  const { dir, store, lines } = await storeIn(t);
+  await mkdir(dir, { mode: 0o700 });
+  await chmod(dir, 0o700);
+  const planted = await theirs.issue(ID);
+  await writeFile(join(dir, 'svid.crt'), planted.chainPem);
+  await writeFile(join(dir, 'svid.key'), planted.privateKeyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'bundle.pem'), theirs.bundlePem);
+  await writeFile(join(dir, 'j0000001'), '');
+  await lchown(join(dir, 'j0000001'), 65534, 65534);
+  t.equal(await store.load(ID), undefined, "root's set beside an entry of uid 65534's: not loaded");
+  t.match(lines.map((l) => String(l.msg)).join('\n'), /not using a stored SVID: .* holds j0000001 \(uid 65534\), owned by another user .*: remove what is not yours/, 'the warning names the entry');
 });
 
 t.test('a load reads no set file that is a link, and no generation that is a link to a folder elsewhere', async (t) => {
