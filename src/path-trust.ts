@@ -85,9 +85,12 @@ async function othersMayRename(folder: string, entryPath: string, entry: Stats |
  * OpenShift runs its arbitrary users (its images' folders are root:0, g+w). Not otherwise: a
  * container run as `--user N` is in group 0 too, and a folder's group bits are an ACL's mask
  * when it has one (a named user's write entry shows as group write; ACLs are not read here).
+ * Only for the running user: judging for another (`meshcar doctor` as root, for the sidecar's
+ * user) this process's group says nothing of that user's, and the folder passed doctor while
+ * the sidecar, in its own group, refused it (a review).
  */
 function rootGroupOnly(uid: number): boolean {
-  return uid !== 0 && process.getgid?.() === 0;
+  return uid !== 0 && uid === process.getuid?.() && process.getgid?.() === 0;
 }
 
 async function isMountPoint(folder: string, info: Stats): Promise<boolean> {

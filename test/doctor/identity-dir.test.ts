@@ -115,6 +115,23 @@ t.test("a missing identity.dir in another user's folder is judged as that user, 
   t.match(text.stdout, /^- identity: no SVID in .*home-65534\/identity yet/m, 'nothing stored yet: the join token decides');
 });
 
+// root's group may write a folder above identity.dir only for a sidecar running in group 0 as
+// another user (OpenShift): doctor as root, judging for uid 65534, took its own group for the
+// sidecar's and passed a root:0 0775 folder the sidecar (65534:65534) refused (a review)
+t.test("doctor as root judging for another user does not lend it root's group", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+  const group = join(mesh.ca.dir, 'root-group-0775');
+  await mkdir(group, { recursive: true });
+  await chmod(group, 0o775);
+  await chown(group, 0, 0);
+  const dir = join(group, 'identity');
+  await mkdir(dir);
+  await chown(dir, 65534, 65534);
+  await chmod(dir, 0o700);
+  const file = await config('root-group', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir}: ${group}, a folder above it, is writable by its group \\(mode 0775, no sticky bit\\)`, 'm'), `as the sidecar judges it:\n${text.stdout}`);
+});
+
 t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {
   const parent = join(mesh.ca.dir, 'not-a-folder');
   await mkdir(mesh.ca.dir, { recursive: true });
