@@ -71,8 +71,12 @@ t.test('a config file still being written in place is read once it has stood; on
   t.ok(sidecar.lines.slice(from).some((l) => l.level === 40 && l.msg === 'this reload removes inbound.authorize: every caller of the trust domain may call now'), 'with a warn line');
 });
 
-// the specs a config names are read the same way: one cut short (before `maximum: 10`) was applied
-t.test('a spec file still being written in place is read once it has stood', async (t) => {
+/**
+ * A real sidecar whose config names `spec` (written with `files`, all dated a minute back), then
+ * `cut` written in place short of its `maximum: 10`, a reload read, and the writer finishing
+ * 1.2 s later: what the reload read, and how long it took.
+ */
+async function readWhileWritten(t: Tap.Test, files: Record<string, string>, cut: { name: string; short: string; whole: string }) {
   const { readReload } = await import('../src/reload-read.js');
   const { loadSidecarConfig } = await import('../src/config/sidecar-config.js');
   const pki = await makePki('mesh.local');
@@ -80,60 +84,45 @@ t.test('a spec file still being written in place is read once it has stood', asy
   const sidecar = await startFilesSidecar(pki, dir);
   t.teardown(() => sidecar.close());
   const file = join(dir, 'orders.yaml');
-  const spec = join(dir, 'orders.openapi.yaml');
-  const specText = (max: boolean) => `openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      parameters:\n        - name: qty\n          in: query\n          schema:\n            type: integer\n${max ? '            maximum: 10\n' : ''}      responses: {'200': {description: ok}}\n`;
-  await writeFile(spec, specText(true));
+  const past = new Date(Date.now() - 60_000);
+  for (const [name, text] of Object.entries(files)) {
+    await writeFile(join(dir, name), text);
+    await utimes(join(dir, name), past, past);
+  }
   const text = await readFile(file, 'utf8');
   const inbound = /inbound: \{listen: "([^"]+)", app: "([^"]+)"\}/.exec(text);
-  await writeFile(file, `${text.replace(/^inbound: .*$/m, '').trim()}\ninbound:\n  listen: "${inbound?.[1]}"\n  app: "${inbound?.[2]}"\n  openapi: {spec: ${spec}, mode: enforce}\n`);
-  const past = new Date(Date.now() - 60_000);
+  await writeFile(file, `${text.replace(/^inbound: .*$/m, '').trim()}\ninbound:\n  listen: "${inbound?.[1]}"\n  app: "${inbound?.[2]}"\n  openapi: {spec: ${join(dir, 'orders.openapi.yaml')}, mode: enforce}\n`);
   await utimes(file, past, past);
   const running = await loadSidecarConfig(file);
-  // the spec, cut before its maximum; the writer finishes 1.2 s later (the read took ~0.1 s)
-  await writeFile(spec, specText(false));
+  await writeFile(join(dir, cut.name), cut.short);
   const started = Date.now();
   const reading = readReload(file, () => running);
   await sleep(1_200);
-  await writeFile(spec, specText(true));
+  await writeFile(join(dir, cut.name), cut.whole);
   const read = await reading;
+  return { read, tookMs: Date.now() - started, dir };
+}
+
+const qtyIn = (schema: string) => `openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      parameters:\n        - name: qty\n          in: query\n          schema:${schema}\n      responses: {'200': {description: ok}}\n`;
+
+// the specs a config names are read the same way: one cut short (before `maximum: 10`) was applied
+t.test('a spec file still being written in place is read once it has stood', async (t) => {
+  const whole = qtyIn('\n            type: integer\n            maximum: 10');
+  const { read, tookMs } = await readWhileWritten(t, { 'orders.openapi.yaml': whole }, { name: 'orders.openapi.yaml', short: qtyIn('\n            type: integer'), whole });
   t.ok('guards' in read, JSON.stringify('refused' in read ? read.refused : ''));
   if (!('guards' in read)) return;
-  t.ok(Date.now() - started >= RELOAD_SETTLE_MS, `waited for the spec to stand (${Date.now() - started} ms; ${read.waitedMs} ms counted as waiting)`);
+  t.ok(tookMs >= RELOAD_SETTLE_MS, `waited for the spec to stand (${tookMs} ms; ${read.waitedMs} ms counted as waiting)`);
   t.equal(read.guards.inbound?.spec.check('GET', '/orders', 'qty=1000', {}, false).violation?.kind, 'query', 'the whole spec was read: qty=1000 is over its maximum');
 });
 
 // ...and so are the files the specs' $refs name, known only once a spec is read: one cut short
 // (before `maximum: 10`) was applied though the spec itself had stood
 t.test("a file a spec's $ref names, still being written in place, is read once it has stood", async (t) => {
-  const { readReload } = await import('../src/reload-read.js');
-  const { loadSidecarConfig } = await import('../src/config/sidecar-config.js');
-  const pki = await makePki('mesh.local');
-  const dir = t.testdir();
-  const sidecar = await startFilesSidecar(pki, dir);
-  t.teardown(() => sidecar.close());
-  const file = join(dir, 'orders.yaml');
-  const spec = join(dir, 'orders.openapi.yaml');
-  const qty = join(dir, 'qty.yaml');
-  const qtyText = (max: boolean) => `type: integer\n${max ? 'maximum: 10\n' : ''}`;
-  await writeFile(spec, `openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      parameters:\n        - name: qty\n          in: query\n          schema: {$ref: './qty.yaml'}\n      responses: {'200': {description: ok}}\n`);
-  await writeFile(qty, qtyText(true));
-  const text = await readFile(file, 'utf8');
-  const inbound = /inbound: \{listen: "([^"]+)", app: "([^"]+)"\}/.exec(text);
-  await writeFile(file, `${text.replace(/^inbound: .*$/m, '').trim()}\ninbound:\n  listen: "${inbound?.[1]}"\n  app: "${inbound?.[2]}"\n  openapi: {spec: ${spec}, mode: enforce}\n`);
-  const past = new Date(Date.now() - 60_000);
-  await utimes(file, past, past);
-  await utimes(spec, past, past);
-  const running = await loadSidecarConfig(file);
-  // the referenced file, cut before its maximum; the writer finishes 1.2 s later
-  await writeFile(qty, qtyText(false));
-  const started = Date.now();
-  const reading = readReload(file, () => running);
-  await sleep(1_200);
-  await writeFile(qty, qtyText(true));
-  const read = await reading;
+  const whole = 'type: integer\nmaximum: 10\n';
+  const { read, tookMs, dir } = await readWhileWritten(t, { 'orders.openapi.yaml': qtyIn(" {$ref: './qty.yaml'}"), 'qty.yaml': whole }, { name: 'qty.yaml', short: 'type: integer\n', whole });
   t.ok('guards' in read, JSON.stringify('refused' in read ? read.refused : ''));
   if (!('guards' in read)) return;
-  t.ok(Date.now() - started >= RELOAD_SETTLE_MS, `waited for the referenced file to stand (${Date.now() - started} ms; ${read.waitedMs} ms counted as waiting)`);
+  t.ok(tookMs >= RELOAD_SETTLE_MS, `waited for the referenced file to stand (${tookMs} ms; ${read.waitedMs} ms counted as waiting)`);
   t.equal(read.guards.inbound?.spec.check('GET', '/orders', 'qty=1000', {}, false).violation?.kind, 'query', 'the whole referenced file was read: qty=1000 is over its maximum');
-  t.same(read.guards.inbound?.spec.refsRead, [qty], 'the spec knows the file its $ref named');
+  t.same(read.guards.inbound?.spec.refsRead, [join(dir, 'qty.yaml')], 'the spec knows the file its $ref named');
 });
