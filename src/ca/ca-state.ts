@@ -10,6 +10,7 @@ import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { otherWriters, requireFolder } from '../user-paths.js';
 import { shellWord } from '../shell-word.js';
+import { judgePath } from '../path-trust.js';
 
 export const STATE_FILE = 'state.json';
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -150,6 +151,11 @@ export async function fileFingerprint(path: string): Promise<string> {
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
   await requireFolder(dir, `run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
+  // the folders on the way too, as identity.dir's (path-trust.ts): a user who may rename an
+  // entry of one could point the path at another CA folder (a root-owned one passes the checks
+  // below), whose keys every command here then used (a review)
+  const { unsafe } = await judgePath(dir);
+  if (unsafe !== undefined) throw new MeshcarError('forbidden', `the CA folder ${dir}: ${unsafe}, so another user could swap it for a folder of their choosing; keep the CA folder under folders only its user or root may write`);
   const others = otherWriters(await stat(dir));
   if (others === undefined) return requirePrivateEntries(dir);
   if ('owner' in others) {

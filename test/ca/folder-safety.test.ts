@@ -192,3 +192,19 @@ async function chownTree(path: string, uid: number): Promise<void> {
   if (!info.isDirectory()) return;
   for (const name of await readdir(path)) await chownTree(join(path, name), uid);
 }
+
+// the folders above the CA folder were not judged: in a 0777 parent without the sticky bit, a
+// local user renamed `ca` and linked another root-owned CA folder in its place, and `ca status`
+// and `ca token` used it (a review)
+t.test('a CA folder under a folder others may write is refused in one line', { skip: process.getuid?.() === 0 ? false : 'a folder as another user needs root (CI runs as root)' }, async (t) => {
+  const parent = join(t.testdir(), 'shared');
+  await mkdir(parent);
+  const ca = join(parent, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  await chmod(parent, 0o777);
+  const refused = await runCli(['ca', 'token', '--dir', ca, '--service', 'orders']);
+  t.equal(refused.code, 1, 'refused');
+  t.match(refused.stderr, /^meshcar: the CA folder \S+\/shared\/ca: \S+\/shared, a folder above it, is writable by group and others \(mode 0777, no sticky bit\), so another user could swap it for a folder of their choosing; keep the CA folder under folders only its user or root may write\n$/);
+  await chmod(parent, 0o1777);
+  t.equal((await runCli(['ca', 'token', '--dir', ca, '--service', 'orders'])).code, 0, 'with the sticky bit (as /tmp): fine');
+});
