@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { describeError } from '../errors.js';
 import { otherWriters } from '../user-paths.js';
 import { STORE_FILES } from '../identity/disk-store.js';
-import { notOurs, placeStore } from '../identity/store-folder.js';
+import { foreignEntry, notOurs, placeStore } from '../identity/store-folder.js';
 import { join } from 'node:path';
 import { shellWord } from '../shell-word.js';
 
@@ -83,6 +83,12 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
       fix: `chmod 700 ${shellWord(dir)}`,
       refusesStored: true,
     };
+  }
+  // a private folder holding another user's entry (a takeover that died part way, a chmod 700 by
+  // hand): the sidecar passes what is stored over and refuses to save there (a re-review: ✓)
+  const foreign = others === undefined ? await foreignEntry(dir, info.uid).catch(() => undefined) : undefined;
+  if (foreign !== undefined) {
+    return { message: `identity.dir ${foreign}: the sidecar neither uses what is stored there nor saves into it (someone else could have put it there), so each start needs the join token, and one that is single-use is not sent`, fix: `remove what is not yours from ${shellWord(dir)}`, refusesStored: false, needsToken: true };
   }
   for (const name of Object.values(STORE_FILES)) {
     const file = join(dir, name);

@@ -255,9 +255,12 @@ export class ResetBudget {
     this.roll(nowMs);
     this.bufferLimited++;
     const sharedAbuse = this.shared?.bufferLimitReset(nowMs);
-    // the caller's share past its budget cuts the connection the reset came on: gated per
-    // connection as premature resets are, 20 connections × 200 uploads went uncut (a re-review)
-    return deadlineResetsOver(this.bufferLimited, this.max, this.completed) ? 'made_you_reset' : sharedAbuse;
+    // the caller's share past its budget cuts the connection the reset came on, unless that
+    // connection completes more than it is reset: gated by a tenth as premature resets are, 20
+    // connections × 200 uploads went uncut; ungated, a healthy replica (300 calls completed)
+    // was cut at its first upload into the budget another replica of its identity filled (re-reviews)
+    if (deadlineResetsOver(this.bufferLimited, this.max, this.completed)) return 'made_you_reset';
+    return sharedAbuse !== undefined && this.bufferLimited > this.completed ? sharedAbuse : undefined;
   }
 
   /**

@@ -15,7 +15,7 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import type { PathJudgement } from '../path-trust.js';
-import { foreignEntry, makePrivate, placeStore, tryWriting } from './store-folder.js';
+import { foreignEntry, isEmpty, makePrivate, placeStore, tryWriting } from './store-folder.js';
 import { candidatesIn, currentGeneration, CURRENT_LINK, GENERATION, MAX_GENERATION, readSet, STORE_FILES, type Candidate } from './stored-sets.js';
 import { lifetimeMs, remainingMs, type Svid } from './svid.js';
 
@@ -215,6 +215,11 @@ export class DiskStore {
       return undefined;
     }
     const unsafe = placed.unsafe ?? (await this.othersCanWrite());
+    // an open folder with nothing in it (a first start): nothing is passed over, nothing to say
+    if (placed.unsafe === undefined && unsafe !== undefined && (await isEmpty(this.at).catch(() => false))) {
+      this.logger.debug({ dir: this.dir }, 'no stored SVID');
+      return undefined;
+    }
     if (unsafe !== undefined) return passOver(warn, `not using a stored SVID: ${unsafe}; requesting a new one`, unsafe);
     // another user's entries in a private folder: it was open to them once (a process that died
     // while taking it over left it so), and their set may be root's files they moved in

@@ -96,10 +96,10 @@ t.test('an identity.dir under a folder others may write: ✗, since the sidecar 
   t.match(fixed.stdout, /^✓ identity: /m, 'the folder above made 0755: ✓');
 
   const root = process.getuid?.() === 0;
-  t.test("a file in it another user owns: !, as the sidecar passes the set over", { skip: root ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+  t.test("a file in it another user owns: ✗, as the sidecar passes the set over and will not save there", { skip: root ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
     await chown(join(dir, 'svid.crt'), 65534, 65534);
     const text = await cli(['doctor', '--config', file]);
-    t.match(text.stdout, new RegExp(`^! identity: ${dir}/svid\\.crt is owned by uid 65534, not by the user running meshcar \\(uid 0\\) or root: the sidecar will not use the SVID stored there`, 'm'));
+    t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} holds svid\\.crt \\(uid 65534\\), owned by another user than the one running meshcar \\(uid 0\\) or root: the sidecar neither uses what is stored there nor saves into it`, 'm'));
   });
 });
 
@@ -130,6 +130,20 @@ t.test("doctor as root judging for another user does not lend it root's group", 
   const file = await config('root-group', dir, await mesh.ca.tokenFile('orders'));
   const text = await cli(['doctor', '--config', file]);
   t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir}: ${group}, a folder above it, is writable by its group \\(mode 0775, no sticky bit\\)`, 'm'), `as the sidecar judges it:\n${text.stdout}`);
+});
+
+// a private folder holding another user's entry: the sidecar passes what is stored over and
+// refuses to save there; doctor gave ✓ (a re-review)
+t.test("a private identity.dir holding another user's entry: ✗", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+  const dir = join(mesh.ca.dir, 'id-foreign-entry');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--out', dir]);
+  await chmod(dir, 0o700);
+  await writeFile(join(dir, 'x'), '');
+  await chown(join(dir, 'x'), 65534, 65534);
+  const file = await config('foreign-entry', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.equal(text.code, 1, text.stdout);
+  t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} holds x \\(uid 65534\\), owned by another user .*: the sidecar neither uses what is stored there nor saves into it .* — fix: remove what is not yours from ${dir}$`, 'm'));
 });
 
 t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {

@@ -317,6 +317,12 @@ t.test("buffer_limit resets past the caller's budget cut the connection the next
     for (let i = 0; i < 10; i++) seen.push(connection.bufferLimitReset(1));
   }
   t.equal(seen.indexOf('made_you_reset'), limit * DEADLINE_RESETS_FACTOR, `the caller's ${limit * DEADLINE_RESETS_FACTOR + 1}st is cut, on a connection with one of its own`);
+  // but not a replica of the identity whose calls complete, at its first upload into the budget
+  // the other filled (a re-review: cut with 300 calls completed, and its call in flight lost)
+  const healthy = new ResetBudget(limit, 10_000, shared);
+  for (let i = 0; i < 5; i++) healthy.completedStream(1);
+  t.equal(healthy.bufferLimitReset(1), undefined, 'a connection with 5 calls completed keeps going at one buffer_limit reset');
+  t.equal(new ResetBudget(limit, 10_000, shared).bufferLimitReset(1), 'made_you_reset', 'a fresh one with none completed is cut');
 });
 
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {

@@ -93,6 +93,22 @@ t.test("a private folder holding another user's entry: nothing in it is loaded",
   await lchown(join(dir, 'j0000001'), 65534, 65534);
   t.equal(await store.load(ID), undefined, "root's set beside an entry of uid 65534's: not loaded");
   t.match(lines.map((l) => String(l.msg)).join('\n'), /not using a stored SVID: .* holds j0000001 \(uid 65534\), owned by another user .*: remove what is not yours/, 'the warning names the entry');
+  // many: five named, the walk left there (700,000 held every name and ran out of heap: a re-review)
+  for (let i = 2; i <= 40; i++) {
+    await writeFile(join(dir, `j${String(i).padStart(7, '0')}`), '');
+    await lchown(join(dir, `j${String(i).padStart(7, '0')}`), 65534, 65534);
+  }
+  lines.length = 0;
+  t.equal(await store.load(ID), undefined, 'forty of them: not loaded');
+  t.match(lines.map((l) => String(l.msg)).join('\n'), /holds (j\d{7} \(uid 65534\), ){4}j\d{7} \(uid 65534\) and more, owned by another user/, 'five named, "and more"');
+});
+
+t.test('a first start in an empty folder others may write: nothing to warn about', async (t) => {
+  const { dir, store, lines } = await storeIn(t);
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  t.equal(await store.load(ID), undefined, 'nothing stored');
+  t.same(lines.filter((l) => Number(l.level) >= 40).map((l) => l.msg), [], 'and no warning of contents that are not there');
 });
 
 t.test('a load reads no set file that is a link, and no generation that is a link to a folder elsewhere', async (t) => {
