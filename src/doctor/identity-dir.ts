@@ -21,7 +21,7 @@ export interface DirProblem {
   readonly fix: string;
   /**
    * True when the sidecar will not use a stored SVID from this folder but can keep the one it
-   * gets with its token (it makes the folder 0700): a warning, the token check says if it can.
+   * gets with its token (it makes an empty folder 0700): a warning, the token check says if it can.
    */
   readonly refusesStored: boolean;
   /** True when the sidecar will neither use a stored SVID nor keep one: its token is needed at every start. */

@@ -268,10 +268,11 @@ export class ResetBudget {
    * connection and (`shared`) across the caller's connections: spread over connections, a
    * caller got each one's whole allowance, a reconnect all a GOAWAY cost it. The shared count
    * trips only when the caller's resets also outnumber its completed streams, and then cuts only
-   * a connection that itself resets more than it completes, past a tenth of the budget
-   * (ownShareOver): one identity is often many replicas, and a re-review had a healthy one cut
-   * for a single cancel once a broken one had spent the budget, and every fresh connection of
-   * the service cut at its first cancel for the rest of the window.
+   * a connection that itself resets more than it completes, past a tenth of the budget, or at
+   * its first such reset once the caller is SHARED_HARD_FACTOR times over (farOver): one
+   * identity is often many replicas, and a re-review had a healthy one cut for a single cancel
+   * once a broken one had spent the budget, and every fresh connection of the service cut at
+   * its first cancel for the rest of the window.
    */
   reset(byPeer: boolean, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
     this.roll(nowMs);

@@ -202,7 +202,8 @@ export class DiskStore {
       options.passedOver?.(why);
       return undefined;
     };
-    // a set others could have planted is not served (save() makes the folder ours and 0700)
+    // a set others could have planted is not served (save() makes an empty folder 0700, and
+    // refuses one that holds anything while others may write it: store-folder.ts makePrivate)
     let placed: PathJudgement;
     try {
       placed = await this.place();
