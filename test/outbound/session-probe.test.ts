@@ -114,7 +114,11 @@ for (const codec of ['node', 'meshcar'] as const) {
       route: { timeoutMs: 100 },
       pingIntervalMs: INTERVAL_MS,
     });
-    t.equal((await request(fx.port)).status, 200, 'warm-up');
+    // the first request also opens the session (TLS through the relay), which a loaded host took
+    // past the route's 100 ms once (a clean-clone run: 504); tried until answered, five times at most
+    let warm = 0;
+    for (let i = 0; i < 5 && warm !== 200; i++) warm = (await request(fx.port)).status;
+    t.equal(warm, 200, 'warm-up');
     relay!.slowDown(ACK_DELAY_MS);
     // a timed-out request every ~300 ms for 7 s: a probe is out most of the time, across three
     // ticks; before, a tick that found one out took it for a PING missed for a whole interval
