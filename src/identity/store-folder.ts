@@ -5,7 +5,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, open, opendir, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, rm, rmdir } from 'node:fs/promises';
+import { describeError } from '../errors.js';
 import { join } from 'node:path';
 import { otherWriters } from '../user-paths.js';
 import { judgePath, type PathJudgement } from '../path-trust.js';
@@ -46,13 +47,21 @@ export function notOurs(stats: Stats, uid = process.getuid?.()): string | undefi
  */
 export async function makePrivate(dir: string): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  let remade = false;
   try {
     const stats = await handle.stat();
     const uid = process.getuid?.();
     if (uid !== undefined && stats.uid !== uid) throw new Error(`${dir} is owned by uid ${stats.uid}, not by the user running meshcar (uid ${uid}): not saving keys into it (chown it, or set another identity.dir)`);
     const others = otherWriters(stats, uid, true);
     const openTo = others !== undefined && 'who' in others ? others : undefined;
-    // an open folder's emptiness is asked before the chmod and again after it, one entry each
+    // an open folder is replaced by a new private one where it can be: rmdir takes only an empty
+    // folder, in one step, so nothing another user slips in is ever made private with it (a
+    // chmod, then a second look, left a window a process killed from outside could leave their
+    // files in: the third re-review); judgePath made sure no other user may create the name
+    // again in between (or, in a sticky folder or at a volume's root, mkdir finds it taken)
+    if (openTo !== undefined) remade = await remadePrivate(dir, openTo);
+    if (remade) return;
+    // else (a volume's root, a parent we may not write): an open folder's emptiness is asked before the chmod and again after it, one entry each
     // time: a listing took as long as the folder's other users made it (700,000 entries), and a
     // process that died in it left their files in a private folder (a re-review)
     if (openTo !== undefined && !(await isEmpty(dir))) throw notTakenOver(dir, openTo);
@@ -65,6 +74,34 @@ export async function makePrivate(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Replaces the open folder `dir` with a new 0700 one: true when done; false when it cannot be
+ * removed as such (a mount point, a parent we may not write: the caller makes it private in
+ * place); throws when it is not empty, or when the name is taken again before it is made.
+ */
+async function remadePrivate(dir: string, openTo: { who: string; mode: string }): Promise<boolean> {
+  try {
+    await rmdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') throw notTakenOver(dir, openTo);
+    return false;
+  }
+  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`${dir} was made again by someone else while it was replaced by a private folder (${err.code ?? describeError(err)}): not saving keys into it`);
+  });
+  // exactly 0700 (the umask narrows what mkdir gave), through a handle on the folder made
+  const made = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const info = await made.stat();
+    if (info.uid !== process.getuid?.()) throw new Error(`${dir} changed while it was replaced by a private folder: not saving keys into it`);
+    await made.chmod(0o700);
+  } finally {
+    await made.close();
+  }
+  return true;
 }
 
 /** Whether `dir` holds no entry, from one read of it (whatever it holds, the same cost). */

@@ -8,6 +8,7 @@
 // the generation number stays within what a load finds.
 
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { chmod, lchown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile, copyFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +102,41 @@ t.test("a private folder holding another user's entry: nothing in it is loaded",
   lines.length = 0;
   t.equal(await store.load(ID), undefined, 'forty of them: not loaded');
   t.match(lines.map((l) => String(l.msg)).join('\n'), /holds (j\d{7} \(uid 65534\), ){4}j\d{7} \(uid 65534\) and more, owned by another user/, 'five named, "and more"');
+});
+
+// made private in place (a chmod, then a second look), an open folder could be left 0700 with
+// what another user slipped in by a process killed in between (the third re-review): an empty
+// one is replaced by a new private folder now (rmdir takes only an empty folder, in one step)
+t.test('an empty folder others may write is replaced by a new private one at the first save', async (t) => {
+  const pki = await makePki();
+  const { dir, store } = await storeIn(t);
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  const before = await stat(dir);
+  const svid = validateSvid(await pki.issue(ID), ID);
+  await store.save(svid);
+  const after = await stat(dir);
+  t.not(after.ino, before.ino, 'a new folder, not the open one made private');
+  t.equal(after.mode & 0o777, 0o700, '0700');
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'and the set is in it');
+});
+
+// where it cannot be removed (a volume's root, a parent we may not write: here an immutable
+// one), the open folder is made private in place, as before
+t.test('an empty open folder that cannot be removed is made private in place', { skip: root() ? false : 'chattr +i needs root (CI runs as root)' }, async (t) => {
+  const pki = await makePki();
+  const { dir, base, store } = await storeIn(t);
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  const before = await stat(dir);
+  execFileSync('chattr', ['+i', base]);
+  t.teardown(() => execFileSync('chattr', ['-i', base]));
+  const svid = validateSvid(await pki.issue(ID), ID);
+  await store.save(svid);
+  const after = await stat(dir);
+  t.equal(after.ino, before.ino, 'the same folder (its parent is immutable: rmdir refused)');
+  t.equal(after.mode & 0o777, 0o700, 'made 0700');
+  t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'and the set is in it');
 });
 
 t.test('a first start in an empty folder others may write: nothing to warn about', async (t) => {
