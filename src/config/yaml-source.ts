@@ -36,7 +36,15 @@ export async function readYamlSource(file: string): Promise<YamlSource> {
     return { file, root: undefined, issues: [localShortage((err as NodeJS.ErrnoException).code) === undefined ? issue : { ...issue, hostShortage: true }] };
   }
   // decoding would turn other bytes into U+FFFD silently ("ord\uFFFDrs"), far from the cause
-  if (!isUtf8(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, `the config file is not UTF-8 text${isUtf16(bytes) ? ' (it is UTF-16: save it as UTF-8)' : ` (the first bad byte is at offset ${firstBadByte(bytes)})`}`)] };
+  if (!isUtf8(bytes)) {
+    if (isUtf16(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is not UTF-8 text (it is UTF-16: save it as UTF-8)')] };
+    // located as every other issue is, by line and column (an offset sent a reader counting bytes)
+    const bad = firstBadByte(bytes);
+    const before = bytes.subarray(0, bad);
+    const line = before.filter((b) => b === 0x0a).length + 1;
+    const column = bad - (before.lastIndexOf(0x0a) + 1) + 1;
+    return { file, root: undefined, issues: [{ file, line, column, path: '', message: `the config file is not UTF-8 text: the byte 0x${(bytes[bad] ?? 0).toString(16)} here starts no UTF-8 character (a Latin-1 é, say): save the file as UTF-8` }] };
+  }
   return parseYamlSource(file, bytes.toString('utf8'));
 }
 

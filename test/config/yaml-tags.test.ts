@@ -132,7 +132,11 @@ t.test('a config that is not UTF-8 says so, and where', async (t) => {
   const dir = t.testdir();
   const latin1 = join(dir, 'latin1.yaml');
   await writeFile(latin1, Buffer.concat([Buffer.from('service: ord'), Buffer.from([0xe9]), Buffer.from('rs\n')]));
-  t.same(lines((await readYamlSource(latin1)).issues), [`${latin1}: the config file is not UTF-8 text (the first bad byte is at offset 12)`]);
+  t.same(lines((await readYamlSource(latin1)).issues), [`${latin1}:1:13: the config file is not UTF-8 text: the byte 0xe9 here starts no UTF-8 character (a Latin-1 é, say): save the file as UTF-8`]);
+  // on a later line, located by line and column (it was a byte offset: a review)
+  const later = join(dir, 'latin1-later.yaml');
+  await writeFile(later, Buffer.concat([Buffer.from('service: orders\ntrustDomain: m'), Buffer.from([0xe9]), Buffer.from('sh.local\n')]));
+  t.same(lines((await readYamlSource(later)).issues), [`${later}:2:15: the config file is not UTF-8 text: the byte 0xe9 here starts no UTF-8 character (a Latin-1 é, say): save the file as UTF-8`]);
   const utf16 = join(dir, 'utf16.yaml');
   await writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('service: orders\n', 'utf16le')]));
   t.same(lines((await readYamlSource(utf16)).issues), [`${utf16}: the config file is not UTF-8 text (it is UTF-16: save it as UTF-8)`]);
