@@ -202,6 +202,9 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
     // a command's last word typed alone (review)
     [['token', '--service', 'orders'], /^meshcar: unknown command "token" \(did you mean "ca token"\?\); run "meshcar --help"/],
+    // inside a group, compared without the group's own words (every ca command shared "ca "), and no guess between ties
+    [['ca', 'x'], /^meshcar: unknown command "ca x"; run "meshcar ca --help"/],
+    [['ca', 'rot'], /^meshcar: unknown command "ca rot"; run "meshcar ca --help"/],
     // the config named as envoy -c or as a bare file, as an Envoy user writes it
     [['run', 'orders.yaml'], /^meshcar: Unexpected argument 'orders\.yaml'.* \(did you mean --config orders\.yaml\?\); usage: meshcar run --config FILE\n/],
     [['check', 'config/example-ca.yml'], /^meshcar: Unexpected argument 'config\/example-ca\.yml'.* \(did you mean --config config\/example-ca\.yml\?\); usage: meshcar check/],

@@ -68,7 +68,7 @@ export async function main(args: string[]): Promise<number> {
     : !group && (typed === '-v' || typed === '-V')
       ? '--version'
       : // `meshcar token` for `meshcar ca token`: a command's last word typed alone
-        (suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]) ?? (group ? undefined : Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`))));
+        (group ? inGroup(group, next ?? '') : (suggestKey(typed, [...Object.keys(COMMANDS), '--version']) ?? Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`))));
   const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
   if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
@@ -192,3 +192,12 @@ main(process.argv.slice(2))
     // alive for ever (a write retried, a write pending): they are dropped and the process ends
     if (!(await closeLogs(Date.now() + LOG_FLUSH_MS))) process.exit();
   });
+
+/** The command of `group` nearest to `word` typed after it, compared without the group's own words (`ca x` shared "ca " with every ca command: a review). */
+function inGroup(group: string, word: string): string | undefined {
+  const rest = Object.keys(COMMANDS)
+    .filter((key) => key.startsWith(`${group} `))
+    .map((key) => key.slice(group.length + 1));
+  const near = suggestKey(word, rest);
+  return near === undefined ? undefined : `${group} ${near}`;
+}

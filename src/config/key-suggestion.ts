@@ -27,11 +27,14 @@ export function suggestKey(key: string, allowed: readonly string[]): string | un
   }
   if (best !== undefined) return best;
   let longest = 0;
+  let tied = false;
   for (const candidate of allowed) {
     const shared = sameStem(lower, squashed(candidate));
-    if (shared > longest) [best, longest] = [candidate, shared];
+    if (shared > longest) [best, longest, tied] = [candidate, shared, false];
+    else if (shared === longest && shared > 0) tied = true;
   }
-  return best;
+  // `max` shares its stem with eleven keys: no guess rather than the first of them (a review)
+  return tied ? undefined : best;
 }
 
 /**

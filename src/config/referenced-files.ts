@@ -14,7 +14,7 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { validateSvidSoon } from '../identity/svid.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
-import { tildeHint } from '../user-paths.js';
+import { fileErrorWords, tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
@@ -139,7 +139,9 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})${tildeHint(path)}`;
     if (code === 'ENOTDIR') return `${path} cannot be ${content === 'directory' ? 'created' : 'read'}: a part of its path is a file, not a directory`;
-    return `cannot read ${path}: ${describeError(err)}${code === 'EACCES' ? deniedHint(path) : ''}`;
+    // ELOOP and the like in words, not Node's text (EACCES keeps its hint below)
+    const words = code === 'EACCES' ? undefined : fileErrorWords(err);
+    return `cannot read ${path}: ${words ?? describeError(err)}${code === 'EACCES' ? deniedHint(path) : ''}`;
   }
   if (content === 'directory') return kind === 'a directory' ? undefined : `${path} is not a directory`;
   // (it said "is a other" for a device, a pipe or a socket)

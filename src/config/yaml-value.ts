@@ -103,7 +103,10 @@ export class YamlValue {
     const node = this.node;
     if (!isMap(node)) {
       // `service:orders` (no space after the colon) is one plain string to YAML, not a key and value
-      const glued = isScalar(node) && typeof node.value === 'string' ? /^([A-Za-z_][\w.-]*):(\S)/.exec(node.value) : null;
+      // only a plain scalar (quoted, it is a string on purpose) whose part before the colon is a
+      // key this map takes (`app:http://x` yes, `http://x` or `C:\\x` no: a review)
+      const glued = isScalar(node) && node.type === 'PLAIN' && typeof node.value === 'string' ? /^([A-Za-z_][\w.-]*):(\S)/.exec(node.value) : null;
+      if (glued !== null && allowed !== undefined && !allowed.includes(glued[1] ?? '')) return this.expected('a map');
       if (glued !== null) return this.report(`expected a map, got the string ${JSON.stringify(clipBare(glued.input))}: a key and its value need a space after the colon (${glued[1] ?? ''}: ${glued.input.slice((glued[1] ?? '').length + 1)})`);
       return this.expected('a map');
     }

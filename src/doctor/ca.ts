@@ -1,6 +1,7 @@
 // doctor's CA check: the CA at identity.ca.url is reachable, chains to identity.ca.bundle and
 // presents spiffe://<trust domain>/meshcar/ca, the same three things the sidecar demands.
 
+import { caBundleProblem } from '../pki/ca-bundle.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
@@ -22,6 +23,9 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
   } catch (err) {
     return fail(name, `cannot read identity.ca.bundle ${bundle}: ${networkProblem(err)}`, 'point identity.ca.bundle at the bundle.pem of your CA folder');
   }
+  // what check and run refuse (a leaf, a key, an empty file): said first, whether the CA is up or not
+  const notABundle = caBundleProblem(ca);
+  if (notABundle !== undefined) return fail(name, `identity.ca.bundle ${bundle}: ${notABundle}`, 'point identity.ca.bundle at the bundle.pem of your CA folder');
   const expected = caSpiffeId(config.trustDomain);
   const started = performance.now();
   let socket;

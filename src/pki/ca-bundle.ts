@@ -26,7 +26,7 @@ export function caBundleProblem(text: string): string | undefined {
     }
     if (!cert.ca) {
       const uri = /URI:([^,\s]+)/.exec(cert.subjectAltName ?? '')?.[1];
-      return `certificate ${i + 1} (${uri ?? cert.subject.replace(/\n/g, ', ')}) is not a CA's (a leaf, as svid.crt holds): the bundle holds the CA's roots; name the bundle.pem of the CA folder (meshcar ca init wrote it)`;
+      return `certificate ${i + 1} (${uri ?? cert.subject.replace(/\n/g, ', ')}) is not a CA certificate (a leaf, as svid.crt holds, or one without CA:TRUE and keyCertSign): the bundle holds the CA's roots; name the bundle.pem of the CA folder (meshcar ca init wrote it)`;
     }
   }
   return undefined;

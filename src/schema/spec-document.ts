@@ -87,6 +87,11 @@ function refuseSelfReferences(file: string, document: unknown): void {
     }
     const fields = node as Record<string, unknown>;
     for (const key of named ? [] : LEFT_REFERENCES) {
+      // `#Foo`: a fragment that is no JSON pointer, not a schema naming itself (a review)
+      const left = fields[key];
+      if (key === '$ref' && typeof left === 'string' && /^#[^/]/.test(left)) {
+        throw new SpecError(file, `${pointer}/${escapePointer(key)}`.replace(/\/\$ref$/, ''), `its $ref ${JSON.stringify(left)} has a fragment that is no JSON pointer (${left}): a pointer starts with #/, as in #/${left.slice(1)}`);
+      }
       if (typeof fields[key] === 'string') throw circularRef(file, `Circular $ref pointer found at ${file}#${pointer}/${escapePointer(key)} (${key}: ${JSON.stringify(fields[key]).slice(0, 80)})`);
     }
     for (const [key, value] of Object.entries(fields)) {
@@ -113,6 +118,15 @@ function missingPointer(file: string, e: { parentPath?: string; source?: string;
   return new SpecError(holder, pointer, holder === file ? detail : `${detail} (a file ${file} names)`);
 }
 
+/** `text` percent-decoded, or as it is when it does not decode. */
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** Where in the parsed spec a $ref ends in `#fragment` (the first found), with the $ref as written. */
 function refWithFragment(parsed: unknown, fragment: string): { pointer: string; ref: string } | undefined {
   const seen = new WeakSet<object>();
@@ -120,7 +134,7 @@ function refWithFragment(parsed: unknown, fragment: string): { pointer: string; 
     if (node === null || typeof node !== 'object' || seen.has(node)) return undefined;
     seen.add(node);
     const fields = node as Record<string, unknown>;
-    if (typeof fields.$ref === 'string' && fields.$ref.endsWith(`#${fragment}`)) return { pointer, ref: fields.$ref };
+    if (typeof fields.$ref === 'string' && (fields.$ref.endsWith(`#${fragment}`) || safeDecode(fields.$ref).endsWith(`#${fragment}`))) return { pointer, ref: fields.$ref };
     for (const [key, value] of Object.entries(fields)) {
       const found = walk(value, `${pointer}/${escapePointer(key)}`);
       if (found !== undefined) return found;

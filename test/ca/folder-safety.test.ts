@@ -208,3 +208,16 @@ t.test('a CA folder under a folder others may write is refused in one line', { s
   await chmod(parent, 0o1777);
   t.equal((await runCli(['ca', 'token', '--dir', ca, '--service', 'orders'])).code, 0, 'with the sticky bit (as /tmp): fine');
 });
+
+// ca init made the folder, then judged the folders above it and refused: the folder was left
+// behind, made where the path it distrusted led (a review)
+t.test('ca init under a folder its group may write: refused before anything is made', async (t) => {
+  const parent = join(t.testdir(), 'group-writable');
+  await mkdir(parent);
+  await chmod(parent, 0o775);
+  const ca = join(parent, 'ca');
+  const refused = await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local']);
+  t.equal(refused.code, 1, 'refused');
+  t.match(refused.stderr, /^meshcar: the CA folder \S+\/ca: \S+\/group-writable, a folder above it, is writable by its group \(mode 0775, no sticky bit\)/);
+  t.same(await readdir(parent), [], 'and nothing made there');
+});

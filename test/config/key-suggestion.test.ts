@@ -50,4 +50,5 @@ t.test('a key sharing its stem with an allowed one is suggested it', async (t) =
   t.equal(suggestKey('logging', ['service', 'log', 'metrics']), 'log');
   t.equal(suggestKey('re', ['retries']), undefined, 'under three letters: no stem');
   t.equal(suggestKey('frobnicate', ['retries', 'log', 'authorize']), undefined, 'nothing shared: nothing suggested');
+  t.equal(suggestKey('maxApp', ['maxAppConnections', 'maxAppWaiting', 'maxConcurrentStreams']), undefined, 'two keys share the stem as far: no guess');
 });

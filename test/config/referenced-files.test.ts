@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { chmod, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki } from '../helpers/pki.js';
 import { checkConfigFile } from '../../src/config/load-any.js';
@@ -218,4 +218,16 @@ t.test("a spec problem of an upstream written with capitals is reported at that 
   await writeFile(join(dir, 'upper.yaml'), yaml('Payments'));
   const issues = await check(join(dir, 'upper.yaml'));
   t.match(issues.find((i) => i.includes('nope.yaml')), /upper\.yaml:11:\d+: outbound\.upstreams\.Payments\.openapi\.spec: /, 'at the key as written, not at outbound.upstreams');
+});
+
+// Node's "ELOOP: too many symbolic links encountered, stat ..." reached the user (a review)
+t.test('a file the config names that is a link loop: said in words', async (t) => {
+  const dir = t.testdir({ 'orders.token': `${TOKEN_SHAPED}\n` });
+  await symlink(join(dir, 'loop-b'), join(dir, 'loop-a'));
+  await symlink(join(dir, 'loop-a'), join(dir, 'loop-b'));
+  const file = join(dir, 'loop.yaml');
+  await writeFile(file, sidecarYaml(`  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'loop-a')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'id')}\n`));
+  const said = await check(file);
+  t.match(said, [/identity\.ca\.bundle: cannot read \S+loop-a: too many symbolic links; correct the path$/]);
+  t.notMatch(said.join('\n'), /ELOOP/);
 });

@@ -188,6 +188,9 @@ t.test('metrics.requests turns the request-level families off', async (t) => {
   t.same(await issuesOf(t, `${FULL}metrics: off\n`), ['c.yaml:34:1: metrics: expected a map, got a string']);
   // no space after the colon: one string to YAML, said as such with the fix (review)
   t.same(await issuesOf(t, `${FULL}metrics:\n  requests:false\n`), ['c.yaml:34:1: metrics: expected a map, got the string "requests:false": a key and its value need a space after the colon (requests: false)']);
+  // not for a value whose part before the colon is no key of the map, or a quoted one (a review)
+  t.same(await issuesOf(t, `${FULL}metrics: http://127.0.0.1:8080\n`), ['c.yaml:34:1: metrics: expected a map, got a string']);
+  t.same(await issuesOf(t, `${FULL}metrics: "requests:false"\n`), ['c.yaml:34:1: metrics: expected a map, got a string']);
 });
 
 t.test('unknown key', async (t) => {

@@ -78,14 +78,24 @@ t.test("its certificate could not be read on a second look (no answer): the bund
   t.notMatch(result?.message, /names no SPIFFE ID/);
 });
 
-// a leaf and its issuer (svid.crt, say) named as identity.ca.bundle: OpenSSL says UNABLE_TO_GET_ISSUER_CERT,
+// the issuer alone (issuer.crt, say) named as identity.ca.bundle: OpenSSL says UNABLE_TO_GET_ISSUER_CERT,
 // which doctor did not know, so it said "unreachable ... start the CA" of a CA that was up (review)
-t.test('svid.crt as identity.ca.bundle: the CA is up, its certificate does not chain to the bundle', async (t) => {
+t.test('issuer.crt as identity.ca.bundle: the CA is up, its certificate does not chain to the bundle', async (t) => {
   const ours = await makePki('mesh.local');
   const leaf = await ours.issue('spiffe://mesh.local/svc/orders');
-  // the leaf and its issuer (the intermediate), without the root: the issuer's issuer is missing
-  const result = await checkAgainst(t, await ours.issue('spiffe://mesh.local/meshcar/ca', { serverNames: ['127.0.0.1'] }), leaf.chainPem);
+  // the intermediate without the root (a CA certificate, so the bundle's own check passes it): the issuer's issuer is missing
+  const issuerOnly = [...leaf.chainPem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)][1]?.[0] ?? '';
+  const result = await checkAgainst(t, await ours.issue('spiffe://mesh.local/meshcar/ca', { serverNames: ['127.0.0.1'] }), issuerOnly);
   t.equal(result?.status, 'fail');
   t.notMatch(result?.message, /unreachable/, `not "unreachable" (${result?.message})`);
   t.match(result?.message, /^the CA's certificate does not chain to identity\.ca\.bundle /);
+});
+
+// what check and run refuse, doctor said only "unreachable ... start the CA" of while the CA was down (a review)
+t.test('a leaf as identity.ca.bundle, the CA down: doctor names the bundle, as check and run do', async (t) => {
+  const ours = await makePki('mesh.local');
+  const leaf = await ours.issue('spiffe://mesh.local/svc/orders');
+  const result = await checkCa(await loadSidecarConfig(await caUrlConfig(t, 1, leaf.chainPem)));
+  t.equal(result?.status, 'fail');
+  t.match(result?.message, /^identity\.ca\.bundle \S+: certificate 1 \(spiffe:\/\/mesh\.local\/svc\/orders\) is not a CA certificate/, `the bundle, not "unreachable" (${result?.message})`);
 });

@@ -24,6 +24,8 @@ t.test('each broken spec is said where, in words', async (t) => {
     'typo.yaml': `${head}path:\n  /orders:\n    get:\n      responses: {'200': {description: ok}}\n`,
     'no-version.yaml': "opnapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n",
     'loop-ref.yaml': postWith('./loop1#/x'),
+    'own-no-slash.yaml': postWith('#Foo'),
+    'pct.yaml': postWith('./schemas.yaml#My%20Schema'),
   });
   await symlink(join(dir, 'loop2'), join(dir, 'loop1'));
   await symlink(join(dir, 'loop1'), join(dir, 'loop2'));
@@ -51,5 +53,8 @@ t.test('each broken spec is said where, in words', async (t) => {
   t.match(loopSpec, { detail: 'cannot be read: too many symbolic links; correct the path' }, 'the spec a link loop: in words');
   const loopRef = await failure('loop-ref.yaml');
   t.match(loopRef.detail, /loop1: too many symbolic links; correct the path$/, 'a $ref to a link loop: in words');
+  // in the spec's own file it read as "a circular $ref"; percent-encoded, it was not found (a review)
+  t.match(await failure('own-no-slash.yaml'), { pointer: SCHEMA_AT, detail: 'its $ref "#Foo" has a fragment that is no JSON pointer (#Foo): a pointer starts with #/, as in #/Foo' }, 'a fragment without / in the same file');
+  t.match(await failure('pct.yaml'), { pointer: SCHEMA_AT, detail: /^its \$ref "\.\/schemas\.yaml#My%20Schema" has a fragment that is no JSON pointer/ }, 'a percent-encoded fragment found where it is');
   for (const err of [cross, nested, noSlash, loopSpec, loopRef]) t.notMatch(String(err?.message), /ELOOP|Pointers must begin|#\/tmp\//, `no parser or errno text: ${String(err?.message).slice(0, 80)}`);
 });
