@@ -151,17 +151,24 @@ export async function fileFingerprint(path: string): Promise<string> {
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
   await requireFolder(dir, `run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
-  // the folders on the way too, as identity.dir's (path-trust.ts): a user who may rename an
-  // entry of one could point the path at another CA folder (a root-owned one passes the checks
-  // below), whose keys every command here then used (a review)
-  const { unsafe } = await judgePath(dir);
-  if (unsafe !== undefined) throw new MeshcarError('forbidden', `the CA folder ${dir}: ${unsafe}, so another user could swap it for a folder of their choosing; keep the CA folder under folders only its user or root may write`);
+  await refuseSwappableCaFolder(dir);
   const others = otherWriters(await stat(dir));
   if (others === undefined) return requirePrivateEntries(dir);
   if ('owner' in others) {
     throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${shellWord(dir)} && chmod 700 ${shellWord(dir)}" (as root), or run meshcar as its owner`);
   }
   throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${shellWord(dir)}"`);
+}
+
+/**
+ * The folders on the way to the CA folder, judged as identity.dir's are (path-trust.ts): a user
+ * who may rename an entry of one could point the path at another CA folder (a root-owned one
+ * passes the folder's own checks), whose keys every command then used (a review). `ca init`
+ * asks it before it makes the folder, every other command before it reads one.
+ */
+export async function refuseSwappableCaFolder(dir: string): Promise<void> {
+  const { unsafe } = await judgePath(dir);
+  if (unsafe !== undefined) throw new MeshcarError('forbidden', `the CA folder ${dir}: ${unsafe}, so another user could swap it for a folder of their choosing; keep the CA folder under folders only its user or root may write`);
 }
 
 /**

@@ -14,13 +14,12 @@ import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
-import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, STATE_FILE, writeCaState, type CaState } from './ca-state.js';
+import { type CaState, readCaState, readCaStateAsIs, refuseSwappableCaFolder, requireFinishedInit, requirePrivateCaFolder, STATE_FILE, writeCaState } from './ca-state.js';
 import { withCaLock } from './folder-lock.js';
 import { refuseForeignFolder } from './init-folder.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
-import { judgePath } from '../path-trust.js';
 import { caCertificate, caPrivateKey } from './ca-pem.js';
 import { trustDomainFix } from '../config/ca-trust-domain.js';
 import { firstRefusalInOrder } from '../first-refusal.js';
@@ -91,8 +90,7 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
   await stateBeforeInit(dir, trustDomain, options.force);
   // the folders above it judged before anything is made there (requirePrivateCaFolder judges
   // them again once it is): a mkdir followed the path the check then refused, leaving a folder
-  const { unsafe } = await judgePath(dir);
-  if (unsafe !== undefined) throw new MeshcarError('forbidden', `the CA folder ${dir}: ${unsafe}, so another user could swap it for a folder of their choosing; keep the CA folder under folders only its user or root may write`);
+  await refuseSwappableCaFolder(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
   await chmod(dir, 0o700);

@@ -15,8 +15,8 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import type { PathJudgement } from '../path-trust.js';
-import { foreignEntry, isEmpty, makePrivate, placeStore, tryWriting } from './store-folder.js';
-import { candidatesIn, currentGeneration, CURRENT_LINK, GENERATION, MAX_GENERATION, readSet, STORE_FILES, type Candidate } from './stored-sets.js';
+import { foreignEntry, isEmpty, makePrivate, ownedByUsOrRoot, placeStore, tryWriting } from './store-folder.js';
+import { candidatesIn, currentGeneration, CURRENT_LINK, errnoOf, GENERATION, MAX_GENERATION, readSet, STORE_FILES, type Candidate } from './stored-sets.js';
 import { lifetimeMs, remainingMs, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -64,7 +64,6 @@ async function writeNewFile(file: string, content: string, mode: number): Promis
   }
 }
 
-const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
 export class DiskStore {
   readonly dir: string;
@@ -344,7 +343,7 @@ export class DiskStore {
       // only what is ours (readyFolder refused a folder holding anyone else's): rm -r through
       // another user's folders followed the links they swapped in (a review)
       const info = await lstat(path.join(this.at, entry)).catch(() => undefined);
-      if (info === undefined || (info.uid !== process.getuid?.() && info.uid !== 0)) continue;
+      if (info === undefined || !ownedByUsOrRoot(info)) continue;
       await rm(path.join(this.at, entry), { recursive: true, force: true });
       await this.afterStep(`removed ${entry}`);
     }

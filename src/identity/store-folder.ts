@@ -149,7 +149,7 @@ export async function foreignEntry(dir: string, uid = process.getuid?.()): Promi
   try {
     for await (const entry of listing) {
       const info = await lstat(join(dir, entry.name)).catch(() => undefined);
-      if (info !== undefined && info.uid !== uid && info.uid !== 0) foreign.push(`${entry.name} (uid ${info.uid})`);
+      if (info !== undefined && !ownedByUsOrRoot(info, uid)) foreign.push(`${entry.name} (uid ${info.uid})`);
       if (foreign.length > 5) break;
     }
   } finally {
@@ -165,4 +165,9 @@ export async function foreignEntry(dir: string, uid = process.getuid?.()): Promi
 export async function isOurFolder(entry: string, uid = process.getuid?.()): Promise<boolean> {
   const info = await lstat(entry).catch(() => undefined);
   return info !== undefined && info.isDirectory() && otherWriters(info, uid, true) === undefined;
+}
+
+/** Whether an entry (lstat: a link's own owner) is ours or root's, whatever its mode (a link's is 0777). */
+export function ownedByUsOrRoot(info: Stats, uid = process.getuid?.()): boolean {
+  return info.uid === uid || info.uid === 0;
 }

@@ -27,7 +27,8 @@ export interface Candidate {
   readonly dir: string;
 }
 
-const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+/** A file-system error's code (ENOENT, ELOOP, ...), or undefined. */
+export const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
 /** The generation `current` names in `at`, or undefined. */
 export async function currentGeneration(at: string): Promise<string | undefined> {

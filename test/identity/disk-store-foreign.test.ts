@@ -107,15 +107,21 @@ t.test("a private folder holding another user's entry: nothing in it is loaded",
 // made private in place (a chmod, then a second look), an open folder could be left 0700 with
 // what another user slipped in by a process killed in between (the third re-review): an empty
 // one is replaced by a new private folder now (rmdir takes only an empty folder, in one step)
-t.test('an empty folder others may write is replaced by a new private one at the first save', async (t) => {
+/** An empty 0777 identity.dir, `beforeSave` run on its parent, a set saved: the folder's stats before and after, the set and the store. */
+async function saveIntoOpenFolder(t: Tap.Test, beforeSave: (base: string) => void = () => undefined) {
   const pki = await makePki();
-  const { dir, store } = await storeIn(t);
+  const { dir, base, store } = await storeIn(t);
   await mkdir(dir);
   await chmod(dir, 0o777);
   const before = await stat(dir);
+  beforeSave(base);
   const svid = validateSvid(await pki.issue(ID), ID);
   await store.save(svid);
-  const after = await stat(dir);
+  return { before, after: await stat(dir), svid, store };
+}
+
+t.test('an empty folder others may write is replaced by a new private one at the first save', async (t) => {
+  const { before, after, svid, store } = await saveIntoOpenFolder(t);
   t.not(after.ino, before.ino, 'a new folder, not the open one made private');
   t.equal(after.mode & 0o777, 0o700, '0700');
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'and the set is in it');
@@ -124,16 +130,10 @@ t.test('an empty folder others may write is replaced by a new private one at the
 // where it cannot be removed (a volume's root, a parent we may not write: here an immutable
 // one), the open folder is made private in place, as before
 t.test('an empty open folder that cannot be removed is made private in place', { skip: root() ? false : 'chattr +i needs root (CI runs as root)' }, async (t) => {
-  const pki = await makePki();
-  const { dir, base, store } = await storeIn(t);
-  await mkdir(dir);
-  await chmod(dir, 0o777);
-  const before = await stat(dir);
-  execFileSync('chattr', ['+i', base]);
-  t.teardown(() => execFileSync('chattr', ['-i', base]));
-  const svid = validateSvid(await pki.issue(ID), ID);
-  await store.save(svid);
-  const after = await stat(dir);
+  const { before, after, svid, store } = await saveIntoOpenFolder(t, (base) => {
+    execFileSync('chattr', ['+i', base]);
+    t.teardown(() => execFileSync('chattr', ['-i', base]));
+  });
   t.equal(after.ino, before.ino, 'the same folder (its parent is immutable: rmdir refused)');
   t.equal(after.mode & 0o777, 0o700, 'made 0700');
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'and the set is in it');
