@@ -202,6 +202,8 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
     // a command's last word typed alone (review)
     [['token', '--service', 'orders'], /^meshcar: unknown command "token" \(did you mean "ca token"\?\); run "meshcar --help"/],
+    // a group's last word typed alone (review)
+    [['root'], /^meshcar: unknown command "root" \(did you mean "ca root"\?\); run "meshcar --help"/],
     // inside a group, compared without the group's own words (every ca command shared "ca "), and no guess between ties
     [['ca', 'x'], /^meshcar: unknown command "ca x"; run "meshcar ca --help"/],
     [['ca', 'rot'], /^meshcar: unknown command "ca rot"; run "meshcar ca --help"/],

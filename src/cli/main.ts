@@ -30,6 +30,12 @@ const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS 
 
 const HELP_WORDS = ['--help', '-h', 'help'];
 
+/** The group of commands whose last word is `typed` (`root`: `ca root`), if one is. */
+function groupEndingIn(typed: string): string | undefined {
+  const key = Object.keys(COMMANDS).find((command) => command.includes(` ${typed} `));
+  return key === undefined ? undefined : key.slice(0, key.indexOf(` ${typed} `) + typed.length + 1);
+}
+
 export async function main(args: string[]): Promise<number> {
   // `help ca`, `help check`: the help of what follows, as `ca --help` and `check --help` show it
   const argv = args.length > 1 && HELP_WORDS.includes(args[0] as string) ? [...args.slice(1), '--help'] : args;
@@ -67,8 +73,9 @@ export async function main(args: string[]): Promise<number> {
     ? undefined
     : !group && (typed === '-v' || typed === '-V')
       ? '--version'
-      : // `meshcar token` for `meshcar ca token`: a command's last word typed alone
-        (group ? inGroup(group, next ?? '') : (suggestKey(typed, [...Object.keys(COMMANDS), '--version']) ?? Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`))));
+      : // `meshcar token` for `meshcar ca token`: a command's last word typed alone; `meshcar root`
+        // for the group `ca root`
+        (group ? inGroup(group, next ?? '') : (suggestKey(typed, [...Object.keys(COMMANDS), '--version']) ?? Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`)) ?? groupEndingIn(typed)));
   const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
   if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
