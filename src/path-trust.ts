@@ -4,7 +4,7 @@
 // the sidecar serve, write into or prune a folder it was not meant for (identity/store-folder.ts).
 
 import type { Stats } from 'node:fs';
-import { lstat, readlink, stat } from 'node:fs/promises';
+import { lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { otherWriters } from './user-paths.js';
 
@@ -63,6 +63,46 @@ export async function judgePath(path: string, uid = process.getuid?.()): Promise
     rest = [...target.split('/').filter((part) => part !== ''), ...rest];
   }
   return { real: folder, unsafe: undefined, complete: true };
+}
+
+/** At most this many folders made or found made by another on one path (a bound on the loop below). */
+const MAX_MADE = 64;
+
+/**
+ * Makes the missing folders of `path` (mode `mode`, then umask) one at a time, each where the
+ * judged path leads and without following anything in its place, and returns the path judged
+ * whole. A recursive mkdir walked the path again after the judgement: another user who made a
+ * missing part meanwhile (theirs, in a sticky folder), holding a link to a folder of their
+ * choosing, had root make folders there, and `ca init`'s chmod then made that folder 0700 (a
+ * review: the victim folder 0700 in 2 of 76 races). Here a part someone else made first is
+ * judged as it stands (theirs: refused) before anything is made in it, and a plain mkdir
+ * fails on a link rather than follow it. `unsafe` says why it was not made. `beforeMkdir`: a test's moment between the judgement and a
+ * mkdir, where another user's move would come.
+ */
+export async function makeJudgedFolders(path: string, options: { mode: number; uid?: number; beforeMkdir?: (folder: string) => void | Promise<void> }): Promise<PathJudgement> {
+  const uid = options.uid ?? process.getuid?.();
+  for (let made = 0; ; made++) {
+    const judged = await judgePath(path, uid);
+    if (judged.unsafe !== undefined || judged.complete || made >= MAX_MADE) return judged;
+    // judgePath stopped at the first missing part: its folder is a real one, judged safe
+    const folder = await firstMissing(judged.real);
+    await options.beforeMkdir?.(folder);
+    await mkdir(folder, { mode: options.mode }).catch((err: NodeJS.ErrnoException) => {
+      // made by someone meanwhile: judged as it stands on the next turn
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+}
+
+/** The first part of `real` (a path whose links are resolved) that does not exist. */
+async function firstMissing(real: string): Promise<string> {
+  let at = '/';
+  for (const name of real.split('/').filter((part) => part !== '')) {
+    at = join(at, name);
+    const found = await lstat(at).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)));
+    if (!found) return at;
+  }
+  return at;
 }
 
 /** Why another user could rename `entryPath` (or make it, when missing) in `folder`, or undefined. */

@@ -6,7 +6,7 @@
 // sit beside them; loadCaMaterial reads whatever is there, with each root's role.
 
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -16,7 +16,7 @@ import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
 import { type CaState, readCaState, readCaStateAsIs, refuseSwappableCaFolder, requireFinishedInit, requirePrivateCaFolder, STATE_FILE, writeCaState } from './ca-state.js';
 import { withCaLock } from './folder-lock.js';
-import { refuseForeignFolder } from './init-folder.js';
+import { makePrivateCaFolder, refuseForeignFolder } from './init-folder.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
@@ -91,9 +91,7 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
   // the folders above it judged before anything is made there (requirePrivateCaFolder judges
   // them again once it is): a mkdir followed the path the check then refused, leaving a folder
   await refuseSwappableCaFolder(dir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
-  await chmod(dir, 0o700);
+  await makePrivateCaFolder(dir);
   // two inits at once (two CA pods' init containers on one volume) would mix their keys
   return withCaLock(dir, async () => {
     const previous = await stateBeforeInit(dir, trustDomain, options.force);

@@ -5,11 +5,12 @@
 // write to or that another user owns, in one line naming the folder and the fix.
 
 import t from 'tap';
-import { chmod, chown, lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { runCli } from '../helpers/ca.js';
+import { makePrivateCaFolder } from '../../src/ca/init-folder.js';
 
 /** Like runCli, but a `ca serve` that wrongly starts is stopped after a while instead of hanging the test. */
 function runBounded(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -220,4 +221,39 @@ t.test('ca init under a folder its group may write: refused before anything is m
   t.equal(refused.code, 1, 'refused');
   t.match(refused.stderr, /^meshcar: the CA folder \S+\/ca: \S+\/group-writable, a folder above it, is writable by its group \(mode 0775, no sticky bit\)/);
   t.same(await readdir(parent), [], 'and nothing made there');
+});
+
+// ca init judged the path, then made it with a recursive mkdir and a chmod, which walked it again:
+// another user who made a missing part meanwhile (theirs, in a sticky folder), holding a link to
+// a folder of their choosing, had root make that folder 0700 (a review: 2 of 76 races; / or
+// /tmp as easily). Each part is now judged before anything is made in it.
+t.test('ca init: a missing part another user makes meanwhile, holding a link, makes nothing private where it leads', { skip: process.getuid?.() === 0 ? false : 'a folder as another user needs root (CI runs as root)' }, async (t) => {
+  const base = t.testdir();
+  const pub = join(base, 'pub');
+  await mkdir(pub);
+  await chmod(pub, 0o1777);
+  const victim = join(base, 'victim');
+  await mkdir(victim);
+  await chmod(victim, 0o755);
+  await writeFile(join(victim, 'marker'), 'x');
+  const theirs = join(pub, 'a');
+  const ca = join(theirs, 'ca');
+  let moved = false;
+  // at the first mkdir, as if between the judgement and it: their folder, their link
+  const theirMove = async (): Promise<void> => {
+    if (moved) return;
+    moved = true;
+    await mkdir(theirs);
+    await symlink(victim, join(theirs, 'ca'));
+    await lchown(join(theirs, 'ca'), 65534, 65534);
+    await chown(theirs, 65534, 65534);
+  };
+  await t.rejects(makePrivateCaFolder(ca, theirMove), new RegExp(`the CA folder ${ca}: ${theirs} is owned by uid 65534, in ${pub}`), 'refused, in the words of the judgement before');
+  t.ok(moved, 'their move came between the judgement and a mkdir');
+  t.equal((await stat(victim)).mode & 0o7777, 0o755, 'the folder their link led to keeps its mode');
+  t.same(await readdir(victim), ['marker'], 'and nothing was made in it');
+  // made by ca init alone: a private folder
+  const own = join(pub, 'own', 'ca');
+  await makePrivateCaFolder(own);
+  t.equal((await stat(own)).mode & 0o7777, 0o700, 'a folder made without interference: 0700');
 });

@@ -219,6 +219,22 @@ t.test('every link on the way is judged where it lies, and a folder made by the 
   t.same((await readdir(victim)).sort(), victimBefore, 'and its files');
   await rm(theirs, { recursive: true });
   t.equal(await new DiskStore(join(theirs, 'id'), memoryLogger([]), { beforeMake: () => undefined }).save(svid), undefined, 'made by the save alone: saved');
+
+  // identity.dir pub/b/ca/id, b missing when judged: another user makes b with a link b/ca to a
+  // folder of ours elsewhere before the save makes it; a recursive mkdir made id there (review)
+  const elsewhere = join(base, 'elsewhere');
+  await mkdir(elsewhere, { mode: 0o755 });
+  const b = join(pub, 'b');
+  const linked = new DiskStore(join(b, 'ca', 'id'), memoryLogger([]), {
+    beforeMake: async () => {
+      await mkdir(b);
+      await symlink(elsewhere, join(b, 'ca'));
+      await lchown(join(b, 'ca'), 65534, 65534);
+      await chown(b, 65534, 65534);
+    },
+  });
+  await t.rejects(linked.save(svid), new RegExp(`not saving the SVID in ${b}/ca/id: ${b} is owned by uid 65534`), 'a part another user made first, holding a link: refused');
+  t.same(await readdir(elsewhere), [], 'nothing was made where their link led');
 });
 
 t.test("a volume's root (a mount point) may be world-writable: a Kubernetes emptyDir", { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
