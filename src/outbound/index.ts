@@ -23,6 +23,7 @@ import { forwardH2c } from './forward-h2c.js';
 import { endGrpcCalls, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
 import { forwardHttp1, http1BodyBroken, refuseHttp1Expectation } from './forward-http1.js';
 import { AppListener } from './listener.js';
+import { awaitFirstRequests } from './drain-first-requests.js';
 import { UpstreamRouter } from './router.js';
 import { UpstreamPool } from './upstream-pool.js';
 import type { PoolSettings } from './pool-contract.js';
@@ -173,7 +174,9 @@ class OutboundService implements Outbound, OutboundContext {
     this.draining = true;
     this.listener.stopAccepting();
     this.listener.windDown();
-    const idle = await this.activity.whenIdle(timeoutMs);
+    const deadline = performance.now() + timeoutMs;
+    // then a connection taken before the listener closed whose first request is still coming
+    const idle = (await this.activity.whenIdle(timeoutMs)) && (await awaitFirstRequests(this.listener, this.activity, deadline));
     if (!idle) {
       const inFlight = this.activity.inFlight;
       // what is still open is cut by us: its records say so (exchange.ts)

@@ -82,6 +82,7 @@ export class AppListener {
   private readonly sockets = new Set<TrackedSocket>();
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   private addressValue: HostPort | undefined;
+  private windingDown = false;
 
   constructor(handlers: AppHandlers, limits: AppListenerLimits, private readonly logger: Logger) {
     this.http1 = http.createServer({
@@ -186,6 +187,9 @@ export class AppListener {
     this.http2.on('session', (session: ServerHttp2Session) => {
       this.h2Sessions.add(session);
       session.on('error', ignore);
+      // taken before the listener closed, its preface read after the wind-down: GOAWAY as the
+      // others got, once its first stream is in (closed at once, that stream was refused)
+      if (this.windingDown) session.once('stream', () => session.close());
       closeWhenIdle(session, limits.keepAliveTimeoutMs);
       session.once('close', () => this.h2Sessions.delete(session));
     });
@@ -233,6 +237,7 @@ export class AppListener {
    * (the forwarder sets `Connection: close` while draining). Tunnels are left to finish.
    */
   windDown(): void {
+    this.windingDown = true;
     for (const session of this.h2Sessions) session.close();
     for (const socket of this.sockets) {
       if (socket[kUpgraded] || socket[kHttp2]) continue;
@@ -242,6 +247,16 @@ export class AppListener {
       if (socket[kBusy] === 0) socket.destroy();
       else socket[kCloseWhenIdle] = true;
     }
+  }
+
+  /**
+   * Connections that have carried no request yet and are not an h2c session or a tunnel (one
+   * just taken may have its first request on the wire: the drain waits a moment for it).
+   */
+  connectionsWithoutRequest(): number {
+    let count = 0;
+    for (const socket of this.sockets) if (socket[kBusy] === undefined && !socket[kHttp2] && !socket[kUpgraded] && !socket.destroyed) count++;
+    return count;
   }
 
   /** The app's h2c streams still open (a drain out of time ends its gRPC calls first: drain-grpc.ts). */
