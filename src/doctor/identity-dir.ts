@@ -43,6 +43,26 @@ async function nearestExisting(path: string): Promise<{ path: string; isDirector
   return undefined;
 }
 
+/** The user identity.dir is judged for: its owner, or a missing one's folder's (taken to run the sidecar). */
+async function judgedUid(dir: string): Promise<number | undefined> {
+  const found = await nearestExisting(dir);
+  return found?.isDirectory ? (await stat(found.path).catch(() => undefined))?.uid : undefined;
+}
+
+/**
+ * Said after the identity line when the folder was judged for a user other than doctor's and
+ * root: the verdict holds for a sidecar run as that user only. Run as another (root too), the
+ * sidecar refuses a folder that user owns (a review: doctor said "no SVID yet: the sidecar will
+ * ask the CA" of a 0700 folder another user had made at root's identity.dir, and `run` as root
+ * was refused). Not a warning: root running doctor for a service user's sidecar is the usual case.
+ */
+export async function judgedForAnotherUser(dir: string): Promise<string | undefined> {
+  const uid = await judgedUid(dir);
+  const me = process.getuid?.();
+  if (uid === undefined || me === undefined || uid === me || uid === 0) return undefined;
+  return ` (judged for uid ${uid}, who owns ${(await stat(dir).then(() => true, () => false)) ? 'it' : 'the folder it would be made in'}, as the user the sidecar runs as; a sidecar run as another user, root too, neither uses nor saves an SVID there)`;
+}
+
 /** Why the sidecar cannot keep (or will not reuse) an SVID in `dir`, or undefined when it can. */
 export async function identityDirProblem(dir: string): Promise<DirProblem | undefined> {
   const found = await nearestExisting(dir);
@@ -62,7 +82,7 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
   // doctor is often run by another user (root) than the sidecar's: the folder's owner is judged
   // as the sidecar (a missing one: as the owner of the folder it would be made in)
   const info = missing ? undefined : await stat(dir);
-  const { unsafe } = await placeStore(dir, info?.uid ?? (await stat(found.path)).uid);
+  const { unsafe } = await placeStore(dir, await judgedUid(dir));
   if (unsafe !== undefined) {
     return { message: `identity.dir ${dir}: ${unsafe.replace(/: another user could swap it.*$/, '')}, so another user could swap it for a folder of theirs: the sidecar neither uses nor saves an SVID there, and each start spends the join token again`, fix: 'keep identity.dir under folders only its user or root may write (remove their group and others write bits, or give them the sticky bit as /tmp has)', refusesStored: false, needsToken: true };
   }

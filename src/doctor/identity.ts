@@ -20,7 +20,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import { STORE_FILES } from '../identity/disk-store.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/svid.js';
 import { readTokenClaims } from '../identity/token-claims.js';
-import { identityDirProblem } from './identity-dir.js';
+import { identityDirProblem, judgedForAnotherUser } from './identity-dir.js';
 import { defaultProbeBound } from './probe.js';
 import { doctorLookup } from './child-lookups.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
@@ -72,6 +72,12 @@ function pathsOf(config: SidecarConfig): Paths {
 }
 
 export async function checkIdentity(config: SidecarConfig, now = new Date()): Promise<IdentityOutcome> {
+  const judged = await judgedIdentity(config, now);
+  const note = config.identity.source === 'ca' ? await judgedForAnotherUser(config.identity.dir) : undefined;
+  return note === undefined ? judged : { ...judged, result: { ...judged.result, message: `${judged.result.message}${note}` } };
+}
+
+async function judgedIdentity(config: SidecarConfig, now: Date): Promise<IdentityOutcome> {
   const outcome = await checkSvid(config, now);
   const folder = config.identity.source === 'ca' ? await identityDirProblem(config.identity.dir) : undefined;
   if (!folder) return outcome;

@@ -113,6 +113,22 @@ t.test("a missing identity.dir in another user's folder is judged as that user, 
   const text = await cli(['doctor', '--config', file]);
   t.notMatch(text.stdout, /a folder above it/, `not judged as doctor's own user (root):\n${text.stdout}`);
   t.match(text.stdout, /^- identity: no SVID in .*home-65534\/identity yet/m, 'nothing stored yet: the join token decides');
+  t.match(text.stdout, /yet: .* \(judged for uid 65534, who owns the folder it would be made in, as the user the sidecar runs as; a sidecar run as another user, root too, neither uses nor saves an SVID there\)$/m, 'and for whom it was judged');
+});
+
+// another user made a private folder at identity.dir: judged as theirs, doctor said "no SVID
+// yet: the sidecar will ask the CA", while a sidecar run as root refused it (a review)
+t.test("an identity.dir another user owns: the line says it was judged for that user", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root (CI runs as root)' }, async (t) => {
+  const dir = join(mesh.ca.dir, 'id-made-by-65534');
+  await mkdir(dir, { mode: 0o700 });
+  await chown(dir, 65534, 65534);
+  const file = await config('made-by-65534', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.match(text.stdout, new RegExp(`^- identity: no SVID in ${dir} yet: .* \\(judged for uid 65534, who owns it, as the user the sidecar runs as; a sidecar run as another user, root too, neither uses nor saves an SVID there\\)$`, 'm'), text.stdout);
+  const own = join(mesh.ca.dir, 'id-made-by-root');
+  await mkdir(own, { mode: 0o700 });
+  const ownText = await cli(['doctor', '--config', await config('made-by-root', own, await mesh.ca.tokenFile('orders'))]);
+  t.notMatch(ownText.stdout, /judged for uid/, 'a folder of doctor\'s own user: nothing added');
 });
 
 // root's group may write a folder above identity.dir only for a sidecar running in group 0 as
