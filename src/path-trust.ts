@@ -7,6 +7,7 @@ import type { Stats } from 'node:fs';
 import { lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { otherWriters } from './user-paths.js';
+import { isVolumeRootReachedOnlyHere } from './volume-root.js';
 
 /** Where a path leads, judged on the way (judgePath). */
 export interface PathJudgement {
@@ -30,8 +31,8 @@ const MAX_LINKS = 40;
  * Passed: a folder its group may write when that group is root's and the user runs in it
  * (rootGroupOnly: OpenShift); a sticky one (/tmp: only an entry's owner may
  * rename it) and the root of a mounted file system (a Kubernetes emptyDir is world-writable by
- * design, and only the containers that mount it reach it) when the entry in it is ours or
- * root's as it is now.
+ * design, and only the containers that mount it reach it; not a bind mount of a folder still
+ * reached by another path: volume-root.ts) when the entry in it is ours or root's as it is now.
  */
 export async function judgePath(path: string, uid = process.getuid?.()): Promise<PathJudgement> {
   let rest = resolve(path).split('/').filter((part) => part !== '');
@@ -114,7 +115,7 @@ async function othersMayRename(folder: string, entryPath: string, entry: Stats |
   if ((info.mode & 0o002) === 0 && info.gid === 0 && rootGroupOnly(uid)) return undefined;
   const { who, mode } = writers;
   const sticky = (info.mode & 0o1000) !== 0;
-  if (!sticky && !(await isMountPoint(folder, info))) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
+  if (!sticky && !(await isVolumeRootReachedOnlyHere(folder, info))) return `${folder}, a folder above it, is writable by ${who} (mode ${mode}, no sticky bit)`;
   // as it is now: a link another user made there chose the way (a missing entry is judged again once made)
   if (entry !== undefined && entry.uid !== uid && entry.uid !== 0) return `${entryPath} is owned by uid ${entry.uid}, in ${folder}, which ${who} may write (mode ${mode})`;
   return undefined;
@@ -131,9 +132,4 @@ async function othersMayRename(folder: string, entryPath: string, entry: Stats |
  */
 function rootGroupOnly(uid: number): boolean {
   return uid !== 0 && uid === process.getuid?.() && process.getgid?.() === 0;
-}
-
-async function isMountPoint(folder: string, info: Stats): Promise<boolean> {
-  const parent = dirname(folder);
-  return parent !== folder && (await stat(parent).then((p) => p.dev !== info.dev, () => false));
 }

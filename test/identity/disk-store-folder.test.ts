@@ -279,6 +279,34 @@ t.test("a volume's root (a mount point) may be world-writable: a Kubernetes empt
   t.match(result.plantedSave, /^refused: not saving the SVID in .*planted: .*planted is owned by uid 65534, in .*volume, which group and others may write \(mode 2777\)/, 'nor saved through');
 });
 
+// A bind mount of an ordinary folder is a mount point too, but that folder is still reached by
+// its own path, where anyone may rename its entries: it passed as a volume's root, and a local
+// user swapped the identity folder through the other path (a review). Only a file system reached
+// through this mount alone passes.
+t.test('a bind mount of a world-writable folder reached by another path is not a volume root', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
+  const pki = await makePki();
+  const work = t.testdir({});
+  await writeFile(join(work, 'svid.json'), JSON.stringify(await pki.issue(ID)));
+  // the folder on a file system of its own (a tmpfs), as /dev/shm is: its bind is another device than its parent's
+  const disk = join(work, 'disk');
+  const bound = join(work, 'bound');
+  await mkdir(disk);
+  await mkdir(bound);
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import pino from 'pino';
+    import { DiskStore } from ${JSON.stringify(new URL('../../src/identity/disk-store.ts', import.meta.url).pathname)};
+    import { validateSvid } from ${JSON.stringify(new URL('../../src/identity/svid.ts', import.meta.url).pathname)};
+    const [work, bound, id] = process.argv.slice(1);
+    const svid = validateSvid(JSON.parse(readFileSync(work + '/svid.json', 'utf8')), id);
+    const store = new DiskStore(bound + '/svid', pino({ level: 'silent' }));
+    console.log(JSON.stringify({ bound: await store.save(svid).then(() => 'saved', (err) => 'refused: ' + err.message) }));`;
+  const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=1m meshcar-test-disk "$1" && mkdir -m 777 "$1/shared" && mount --bind "$1/shared" "$2" && exec "$0" --import "$3" --input-type=module -e "$4" "$5" "$2" "$6"', process.execPath, disk, bound, new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, script, work, ID], { timeout: 60_000, encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, string>;
+  t.match(result.bound, new RegExp(`^refused: not saving the SVID in ${bound}/svid: ${bound}, a folder above it, is writable by group and others \\(mode 0777, no sticky bit\\)`), 'refused, as the folder itself is by its own path');
+});
+
 async function chownAll(folder: string): Promise<void> {
   await chown(folder, 65534, 65534);
   for (const entry of await readdir(folder, { withFileTypes: true })) {
