@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { MeshcarError } from '../errors.js';
 import { makeJudgedFolders } from '../path-trust.js';
-import { otherWriters } from '../user-paths.js';
+import { otherWriters, pathProblem } from '../user-paths.js';
 import { refuseSwappableCaFolder } from './ca-state.js';
 import { shellWord } from '../shell-word.js';
 import { LOCK_FILE, TAKEOVER_FILE } from './folder-lock.js';
@@ -45,14 +45,20 @@ export async function makePrivateCaFolder(dir: string, beforeMkdir?: (folder: st
     await refuseSwappableCaFolder(dir);
     throw new MeshcarError('forbidden', `the CA folder ${dir} changed while it was made; run the command again`);
   }
-  const handle = await open(made.real, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
-    const info = await handle.stat();
-    const others = otherWriters(info, undefined, true);
-    if (others !== undefined && 'owner' in others) throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); give a folder of your own`);
-    // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
-    await handle.chmod(0o700);
-  } finally {
-    await handle.close();
+    const handle = await open(made.real, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      const info = await handle.stat();
+      const others = otherWriters(info, undefined, true);
+      if (others !== undefined && 'owner' in others) throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); give a folder of your own`);
+      // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
+      await handle.chmod(0o700);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    // a handle's error names no path (EROFS, EPERM from fchmod): said of the folder, in one line
+    // (a re-review: a stack trace and exit 70 where the path's chmod had said it in words)
+    throw pathProblem(Object.assign(err as NodeJS.ErrnoException, { path: (err as NodeJS.ErrnoException).path ?? dir })) ?? err;
   }
 }

@@ -7,7 +7,7 @@
 
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
@@ -79,8 +79,12 @@ export function spkiOf(key: KeyObject): Buffer {
  * afresh. A CA whose init finished is never re-keyed without --force. `finished` says that
  * this run redid an unfinished one.
  */
-export async function initCaDirectory(dir: string, trustDomain: string, options: { force: boolean }): Promise<{ finished: boolean }> {
-  refuseUnexpandedTilde(dir);
+export async function initCaDirectory(typedDir: string, trustDomain: string, options: { force: boolean }): Promise<{ finished: boolean }> {
+  refuseUnexpandedTilde(typedDir);
+  // judged, made and written as one path: the path judgement and the files' names (join) take
+  // `..` away as text, the kernel after the folder before it (a missing one, a link): `x/../ca`
+  // with x missing made ca and then was not found (a re-review). A `..` is resolved first.
+  const dir = typedDir.split(/[\\/]/).includes('..') ? resolve(typedDir) : typedDir;
   refuseKernelPath(dir);
   // an existing --dir must be a folder (mkdir would say only EEXIST)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new MeshcarError('bad_path', `${dir}: is a file, not a folder; give a new folder or an existing one for the CA`);

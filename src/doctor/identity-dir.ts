@@ -73,8 +73,17 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
     return { message: `${what}, so the sidecar cannot store an SVID: each start spends the join token again`, fix: 'point identity.dir at a folder (or a path the sidecar can create one at)', refusesStored: false };
   }
   try {
-    // write to add its files, search (x) to reach them
-    await access(found.path, constants.W_OK | constants.X_OK);
+    // write to add its files, search (x) to reach them; asked of the user it is judged for (its
+    // owner) when that is not doctor's: root's access() passed a 0500 folder its owner could not
+    // write, under a line saying it was judged for that owner (a re-review)
+    const judged = await judgedUid(found.path);
+    const me = process.getuid?.();
+    if (judged !== undefined && me !== undefined && judged !== me) {
+      const mode = (await stat(found.path)).mode;
+      if ((mode & 0o300) !== 0o300) throw new Error(`its owner, uid ${judged}, may not write it (mode ${(mode & 0o7777).toString(8).padStart(4, '0')})`);
+    } else {
+      await access(found.path, constants.W_OK | constants.X_OK);
+    }
   } catch (err) {
     const what = missing ? `identity.dir ${dir} cannot be created: ${found.path} is not writable` : `identity.dir ${dir} is not writable`;
     return { message: `${what} (${describeError(err)}), so the sidecar cannot store an SVID: each start spends the join token again`, fix: `let the user running meshcar write ${found.path} (chown it to that user), or point identity.dir elsewhere`, refusesStored: false };

@@ -8,9 +8,10 @@ import t from 'tap';
 import { chmod, chown, lchown, lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { runCli } from '../helpers/ca.js';
 import { makePrivateCaFolder } from '../../src/ca/init-folder.js';
+import { mountNamespaceUnavailable } from '../helpers/mount-namespace.js';
 
 /** Like runCli, but a `ca serve` that wrongly starts is stopped after a while instead of hanging the test. */
 function runBounded(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -256,4 +257,58 @@ t.test('ca init: a missing part another user makes meanwhile, holding a link, ma
   const own = join(pub, 'own', 'ca');
   await makePrivateCaFolder(own);
   t.equal((await stat(own)).mode & 0o7777, 0o700, 'a folder made without interference: 0700');
+});
+
+// The part to make was found by walking the judged path again from the root, which followed a
+// link another user put at that part after the judgement: root made victim/next through
+// sticky/M -> victim (a re-review: 256 of 3,000 races). The part judged missing is made itself.
+t.test('ca init: a link another user puts at the missing part after the judgement makes nothing where it leads', { skip: process.getuid?.() === 0 ? false : 'a link as another user needs root (CI runs as root)' }, async (t) => {
+  const base = t.testdir();
+  const sticky = join(base, 'sticky');
+  await mkdir(sticky);
+  await chmod(sticky, 0o1777);
+  const victim = join(base, 'victim');
+  await mkdir(victim, { mode: 0o755 });
+  const M = join(sticky, 'M');
+  const made: string[] = [];
+  const theirLink = async (folder: string): Promise<void> => {
+    made.push(folder);
+    if (made.length > 1) return;
+    await symlink(victim, M);
+    await lchown(M, 65534, 65534);
+  };
+  await t.rejects(makePrivateCaFolder(join(M, 'next'), theirLink), new RegExp(`the CA folder ${M}/next: ${M} is owned by uid 65534, in ${sticky}`), 'refused: the part is theirs now');
+  t.same(made, [M], 'the part judged missing was the one to be made');
+  t.same(await readdir(victim), [], 'nothing made where their link leads');
+});
+
+// ca init makes its folder 0700 through a handle, whose errors name no path: an empty folder on a
+// read-only file system ended in a stack trace and exit 70 (a re-review), where the path's chmod
+// had said it in one line
+t.test('ca init on an empty folder of a read-only file system: one line, exit 1', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
+  const dir = join(t.testdir(), 'read-only');
+  await mkdir(dir);
+  const cli = new URL('../../dist/cli.js', import.meta.url).pathname;
+  const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o ro,mode=755 meshcar-test-ro "$1" && exec "$0" "$2" ca init --dir "$1" --trust-domain mesh.local', process.execPath, dir, cli], { timeout: 30_000, encoding: 'utf8' });
+  t.equal(run.status, 1, 'exit 1');
+  t.equal(run.stderr, `meshcar: ${dir}: is on a read-only file system; choose a writable place\n`, 'one line saying so');
+});
+
+// the path judgement and the files' names take `..` away as text, the kernel after the folder
+// before it: `x/../ca` with x missing made ca, then was not found ("does not exist; run ca init
+// first": a re-review). It is resolved once, first.
+t.test('ca init --dir x/../ca with x missing: the CA is made at ca, as the other commands then find it', async (t) => {
+  const base = t.testdir();
+  const made = await runCli(['ca', 'init', '--dir', `${base}/x/../ca`, '--trust-domain', 'mesh.local']);
+  t.equal(made.code, 0, made.stderr);
+  t.equal((await runCli(['ca', 'token', '--dir', join(base, 'ca'), '--service', 'orders'])).code, 0, 'ca token finds it at ca');
+});
+
+// the folders are made one part per turn: a bound of 64 turns made 64 of 70 missing folders and
+// then said the path "changed while it was made" (a re-review); the bound is the path's parts
+t.test('ca init --dir with 70 missing folders above it: made in one run', async (t) => {
+  const deep = join(t.testdir(), ...Array.from({ length: 70 }, (_, i) => `p${i}`), 'ca');
+  const made = await runCli(['ca', 'init', '--dir', deep, '--trust-domain', 'mesh.local']);
+  t.equal(made.code, 0, made.stderr);
+  t.equal((await stat(deep)).mode & 0o777, 0o700, 'the CA folder, 0700');
 });

@@ -129,6 +129,10 @@ t.test("an identity.dir another user owns: the line says it was judged for that 
   await mkdir(own, { mode: 0o700 });
   const ownText = await cli(['doctor', '--config', await config('made-by-root', own, await mesh.ca.tokenFile('orders'))]);
   t.notMatch(ownText.stdout, /judged for uid/, 'a folder of doctor\'s own user: nothing added');
+  // judged for its owner, who may not write it: root's own access() passed it (a re-review)
+  await chmod(dir, 0o500);
+  const readOnly = await cli(['doctor', '--config', file]);
+  t.match(readOnly.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} is not writable \\(its owner, uid 65534, may not write it \\(mode 0500\\)\\)`, 'm'), readOnly.stdout);
 });
 
 // root's group may write a folder above identity.dir only for a sidecar running in group 0 as
