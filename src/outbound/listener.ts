@@ -83,6 +83,8 @@ export class AppListener {
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   private addressValue: HostPort | undefined;
   private windingDown = false;
+  /** h2c sessions begun after the wind-down whose first stream has not come yet. */
+  private readonly sessionsWithoutStream = new Set<ServerHttp2Session>();
 
   constructor(handlers: AppHandlers, limits: AppListenerLimits, private readonly logger: Logger) {
     this.http1 = http.createServer({
@@ -187,9 +189,18 @@ export class AppListener {
     this.http2.on('session', (session: ServerHttp2Session) => {
       this.h2Sessions.add(session);
       session.on('error', ignore);
-      // taken before the listener closed, its preface read after the wind-down: GOAWAY as the
-      // others got, once its first stream is in (closed at once, that stream was refused)
-      if (this.windingDown) session.once('stream', () => session.close());
+      // taken before the listener closed, its preface read after the wind-down: its first stream
+      // is waited for as an HTTP/1.1 connection's first request is (connectionsWithoutRequest;
+      // a client that sent it a moment after the preface had the drain end without it: a
+      // re-review), then GOAWAY as the others got (closed at once, that stream was refused)
+      if (this.windingDown) {
+        this.sessionsWithoutStream.add(session);
+        session.once('stream', () => {
+          this.sessionsWithoutStream.delete(session);
+          session.close();
+        });
+        session.once('close', () => this.sessionsWithoutStream.delete(session));
+      }
       closeWhenIdle(session, limits.keepAliveTimeoutMs);
       session.once('close', () => this.h2Sessions.delete(session));
     });
@@ -250,11 +261,12 @@ export class AppListener {
   }
 
   /**
-   * Connections that have carried no request yet and are not an h2c session or a tunnel (one
-   * just taken may have its first request on the wire: the drain waits a moment for it).
+   * Connections that have carried no request yet (HTTP/1.1, or not known yet) and h2c sessions
+   * begun after the wind-down with no stream yet (one just taken may have its first request on
+   * the wire: the drain waits a moment for it).
    */
   connectionsWithoutRequest(): number {
-    let count = 0;
+    let count = this.sessionsWithoutStream.size;
     for (const socket of this.sockets) if (socket[kBusy] === undefined && !socket[kHttp2] && !socket[kUpgraded] && !socket.destroyed) count++;
     return count;
   }

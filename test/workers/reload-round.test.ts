@@ -86,7 +86,7 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   process.kill(second?.pid as number, 'SIGSTOP');
   let mark = lines.length;
   const aborted = reload(sidecar.adminPort);
-  await sidecar.process.waitFor(after(mark, 'config generation 2 prepared; waiting for the primary to commit it', first?.id), 5_000);
+  await sidecar.process.waitFor(after(mark, 'config generation 2 prepared; waiting for the primary to commit it', first?.id), 9_000);
   process.kill(second?.pid as number, 'SIGKILL');
   const refused = await aborted;
   t.equal(refused.status, 503, `a worker that did not prepare: 503 (${refused.body.message ?? ''})`);
@@ -112,7 +112,9 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   process.kill(first?.pid as number, 'SIGSTOP');
   mark = lines.length;
   const partly = reload(sidecar.adminPort);
-  await sidecar.process.waitFor(after(mark, 'config generation 3 prepared; waiting for the primary to commit it', second?.id), 5_000);
+  // up to 9 s: preparing compiles the spec, which took over 5 s on a loaded host (a folder run); the
+  // primary waits 10 s for a prepare
+  await sidecar.process.waitFor(after(mark, 'config generation 3 prepared; waiting for the primary to commit it', second?.id), 9_000);
   process.kill(second?.pid as number, 'SIGSTOP');
   process.kill(first?.pid as number, 'SIGCONT');
   // the replacement starts after this: were it to read the spec, it could not start
