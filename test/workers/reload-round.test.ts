@@ -53,9 +53,25 @@ function reload(port: number): Promise<{ status: number; body: { error?: string;
 }
 
 /** A sidecar with two workers in front of the echo app, stopped with the test; its config text and a variant that refuses the probe. */
+/** Worker pids a test stopped (SIGSTOP): killed at its end, as a failed wait left one stopped for good. */
+const stoppedWorkers = new Set<number>();
+function holdWorker(pid: number): void {
+  stoppedWorkers.add(pid);
+  process.kill(pid, 'SIGSTOP');
+}
+
 async function twoWorkers(t: Tap.Test) {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
-  t.teardown(() => sidecar.stop('SIGKILL'));
+  t.teardown(async () => {
+    await sidecar.stop('SIGKILL');
+    for (const pid of stoppedWorkers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  });
   const statuses = async (path?: string) => Promise.all([0, 1, 2, 3].map(() => probeStatus(sidecar.inboundPort, path)));
   const original = await readFile(sidecar.configFile, 'utf8');
   // a policy that leaves the probe out
@@ -83,7 +99,7 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   // the policy that leaves the probe out; one worker dies while the round waits for the other
   await writeFile(sidecar.configFile, denying);
   let [first, second] = (await workersOf(sidecar)).workers;
-  process.kill(second?.pid as number, 'SIGSTOP');
+  holdWorker(second?.pid as number);
   let mark = lines.length;
   const aborted = reload(sidecar.adminPort);
   await sidecar.process.waitFor(after(mark, 'config generation 2 prepared; waiting for the primary to commit it', first?.id), 9_000);
@@ -109,13 +125,13 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   const spec = await headersSpec(t);
   await writeFile(sidecar.configFile, original.replace('  timeout: 5s\n', `  timeout: 5s\n  openapi: {spec: ${spec}, mode: enforce}\n`));
   [first, second] = (await workersOf(sidecar)).workers;
-  process.kill(first?.pid as number, 'SIGSTOP');
+  holdWorker(first?.pid as number);
   mark = lines.length;
   const partly = reload(sidecar.adminPort);
   // up to 9 s: preparing compiles the spec, which took over 5 s on a loaded host (a folder run); the
   // primary waits 10 s for a prepare
   await sidecar.process.waitFor(after(mark, 'config generation 3 prepared; waiting for the primary to commit it', second?.id), 9_000);
-  process.kill(second?.pid as number, 'SIGSTOP');
+  holdWorker(second?.pid as number);
   process.kill(first?.pid as number, 'SIGCONT');
   // the replacement starts after this: were it to read the spec, it could not start
   await writeFile(spec, 'openapi: [broken\n');
@@ -150,7 +166,7 @@ t.test('workers: 2: a worker stuck for the whole prepare is restarted on the kep
   // and that worker restarted on generation 2, so the next reload is not aborted the same way
   const [first, second] = (await workersOf(sidecar)).workers;
   await writeFile(sidecar.configFile, denying);
-  process.kill(first?.pid as number, 'SIGSTOP');
+  holdWorker(first?.pid as number);
   const stuck = await reload(sidecar.adminPort);
   t.equal(stuck.status, 503, `a worker that never answered the prepare: 503 (${stuck.body.message ?? ''})`);
   t.match(stuck.body.message, new RegExp(`worker ${first?.id} \\(pid ${first?.pid}\\) did not prepare the reload: .*did not answer prepare`), 'naming the worker');
