@@ -229,13 +229,7 @@ t.test('ca init under a folder its group may write: refused before anything is m
 // a folder of their choosing, had root make that folder 0700 (a review: 2 of 76 races; / or
 // /tmp as easily). Each part is now judged before anything is made in it.
 t.test('ca init: a missing part another user makes meanwhile, holding a link, makes nothing private where it leads', { skip: process.getuid?.() === 0 ? false : 'a folder as another user needs root (CI runs as root)' }, async (t) => {
-  const base = t.testdir();
-  const pub = join(base, 'pub');
-  await mkdir(pub);
-  await chmod(pub, 0o1777);
-  const victim = join(base, 'victim');
-  await mkdir(victim);
-  await chmod(victim, 0o755);
+  const { sticky: pub, victim } = await stickyAndVictim(t);
   await writeFile(join(victim, 'marker'), 'x');
   const theirs = join(pub, 'a');
   const ca = join(theirs, 'ca');
@@ -263,12 +257,7 @@ t.test('ca init: a missing part another user makes meanwhile, holding a link, ma
 // link another user put at that part after the judgement: root made victim/next through
 // sticky/M -> victim (a re-review: 256 of 3,000 races). The part judged missing is made itself.
 t.test('ca init: a link another user puts at the missing part after the judgement makes nothing where it leads', { skip: process.getuid?.() === 0 ? false : 'a link as another user needs root (CI runs as root)' }, async (t) => {
-  const base = t.testdir();
-  const sticky = join(base, 'sticky');
-  await mkdir(sticky);
-  await chmod(sticky, 0o1777);
-  const victim = join(base, 'victim');
-  await mkdir(victim, { mode: 0o755 });
+  const { sticky, victim } = await stickyAndVictim(t);
   const M = join(sticky, 'M');
   const made: string[] = [];
   const theirLink = async (folder: string): Promise<void> => {
@@ -312,3 +301,15 @@ t.test('ca init --dir with 70 missing folders above it: made in one run', async 
   t.equal(made.code, 0, made.stderr);
   t.equal((await stat(deep)).mode & 0o777, 0o700, 'the CA folder, 0700');
 });
+
+/** A sticky folder open to all (as /tmp) and a root folder at 0755 beside it, in the test's folder. */
+async function stickyAndVictim(t: Tap.Test): Promise<{ sticky: string; victim: string }> {
+  const base = t.testdir();
+  const sticky = join(base, 'sticky');
+  await mkdir(sticky);
+  await chmod(sticky, 0o1777);
+  const victim = join(base, 'victim');
+  await mkdir(victim);
+  await chmod(victim, 0o755);
+  return { sticky, victim };
+}

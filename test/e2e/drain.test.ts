@@ -131,10 +131,7 @@ async function callsAcrossSignal(port: number, appSaw: (id: string) => boolean, 
 // A quarter of the timeout is kept for the wind-down: the listener closes, the calls in flight
 // finish, and the app's next calls are refused before they are sent.
 t.test('outbound: an app that never goes quiet has its calls in flight finish at the drain timeout, none cut', async (t) => {
-  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
-  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
-  const exited = frontend.process.exited();
+  const { frontend, exited } = await frontendDrainingIn3s(t);
   const appSaw = (id: string): boolean => mesh.app.seen.some((h) => h['x-request-id'] === id);
   const outcomes = await callsAcrossSignal(frontend.outboundPort, appSaw, () => frontend.process.child.kill('SIGTERM'));
   t.same(outcomes.filter((o) => o !== 'ok' && o !== 'refused' && o !== 'unaccepted'), [], `no call cut or failed (${outcomes.filter((o) => o === 'ok').length} succeeded after SIGTERM)`);
@@ -146,10 +143,7 @@ t.test('outbound: an app that never goes quiet has its calls in flight finish at
 // with the idle ones: the call met a reset (a CI run: 2 of 21 calls, 8 ms after they were sent).
 // It is answered, with Connection: close, as a call in flight is.
 t.test('outbound: a connection opened before the wind-down whose request comes after it is answered, not reset', async (t) => {
-  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
-  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
-  const exited = frontend.process.exited();
+  const { frontend, exited } = await frontendDrainingIn3s(t);
   // a call in flight past the wind-down (at 2.25 s: a quarter of 3 s kept) holds the drain open
   const slow = request(frontend.outboundPort, { path: '/slow?ms=2600', headers: { host: 'orders' } });
   const early = await rawConnection(frontend.outboundPort);
@@ -168,10 +162,7 @@ t.test('outbound: a connection opened before the wind-down whose request comes a
 // (a review: a head sent in two parts around SIGTERM; 3 of 9 resets across 12 drains under load).
 // The drain waits a moment (FIRST_REQUEST_WAIT_MS) for such a connection's first request.
 t.test('outbound: with nothing in flight, a taken connection whose request is still coming is answered before the exit', async (t) => {
-  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
-  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
-  const exited = frontend.process.exited();
+  const { frontend, exited } = await frontendDrainingIn3s(t);
   const halfHead = await rawConnection(frontend.outboundPort);
   halfHead.socket.write('GET /headers HTTP/1.1\r\nHost: orders\r\n');
   const silent = await rawConnection(frontend.outboundPort);
@@ -191,10 +182,7 @@ t.test('outbound: with nothing in flight, a taken connection whose request is st
 // its first stream is answered, and its session gets GOAWAY as the sessions open at the
 // wind-down did (no further streams on a sidecar about to exit).
 t.test('outbound: an h2c connection taken before the listener closed, its preface after, is answered and told GOAWAY', async (t) => {
-  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
-  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
-  const exited = frontend.process.exited();
+  const { frontend, exited } = await frontendDrainingIn3s(t);
   const taken = await rawConnection(frontend.outboundPort);
   frontend.process.child.kill('SIGTERM');
   await untilRefused(frontend.outboundPort);
@@ -218,6 +206,14 @@ t.test('outbound: an h2c connection taken before the listener closed, its prefac
   session.close();
   t.equal(await exited, 0, 'exits 0');
 });
+
+/** orders (inbound to the app) and frontend (outbound to orders, drainTimeout 3 s), stopped at the test's end; frontend's exit. */
+async function frontendDrainingIn3s(t: Tap.Test) {
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '3s' });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  return { frontend, exited: frontend.process.exited() };
+}
 
 /** A raw connection to `port`, once connected: what it was answered, and how it ended. */
 async function rawConnection(port: number): Promise<{ socket: net.Socket; answer: () => string; ended: Promise<string> }> {
