@@ -79,8 +79,8 @@ const MADE_MARGIN = MAX_LINKS + 8;
  * choosing, had root make folders there, and `ca init`'s chmod then made that folder 0700 (a
  * review: the victim folder 0700 in 2 of 76 races). Here a part someone else made first is
  * judged as it stands (theirs: refused) before anything is made in it, and a plain mkdir
- * fails on a link rather than follow it. `unsafe` says why it was not made. `beforeMkdir`: a test's moment between the judgement and a
- * mkdir, where another user's move would come.
+ * fails on a link rather than follow it. `unsafe` says why it was not made. `beforeMkdir`: a
+ * test's moment between the judgement and a mkdir, where another user's move would come.
  */
 export async function makeJudgedFolders(path: string, options: { mode: number; uid?: number; beforeMkdir?: (folder: string) => void | Promise<void> }): Promise<PathJudgement> {
   const uid = options.uid ?? process.getuid?.();
