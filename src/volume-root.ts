@@ -33,6 +33,14 @@ function parseMountInfo(text: string): Mount[] {
   return mounts;
 }
 
+/** `major:minor` of a device number as glibc's gnu_dev_major and gnu_dev_minor unpack it (stat's dev). */
+function deviceName(dev: number): string {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
 function isAtOrAbove(ancestor: string, path: string): boolean {
   return ancestor === '/' || path === ancestor || path.startsWith(`${ancestor}/`);
 }
@@ -50,8 +58,10 @@ export async function isVolumeRootReachedOnlyHere(folder: string, info: Stats): 
   const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
   if (text === undefined) return true;
   const mounts = parseMountInfo(text);
-  // the last mount at a point is the one seen there (a later one hides an earlier)
-  const here = mounts.filter((mount) => mount.mountPoint === folder).at(-1);
+  // the one seen there: of the mounts at that point, the one on the folder's own device (the
+  // last listed is not always it: `mount --move` puts a mount of a lower id on top; a re-review)
+  const device = deviceName(info.dev);
+  const here = mounts.find((mount) => mount.mountPoint === folder && mount.device === device);
   if (here === undefined) return false;
   return !mounts.some((mount) => mount !== here && mount.device === here.device && isAtOrAbove(mount.root, here.root));
 }

@@ -249,7 +249,10 @@ export class AppListener {
    */
   windDown(): void {
     this.windingDown = true;
-    for (const session of this.h2Sessions) session.close();
+    // one begun after an earlier wind-down (a drain in two steps: at its time, then at the
+    // listener's close) is told once its first stream is in (below): told now, that stream was
+    // refused (a re-review)
+    for (const session of this.h2Sessions) if (!this.sessionsWithoutStream.has(session)) session.close();
     for (const socket of this.sockets) {
       if (socket[kUpgraded] || socket[kHttp2]) continue;
       // idle between requests: closed now. One that has carried no request yet (just accepted)

@@ -10,7 +10,7 @@
 // a `!`, exit 0, where it was a ✗ telling to get a fresh token the config already had.
 
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
@@ -237,4 +237,18 @@ t.test('an SVID that expired while the sidecar was stopped, and a valid token: a
     });
   });
   t.ok(started, 'meshcar run gets a new SVID and is ready, as doctor said');
+});
+
+// judged for root (the owner of the folder it would be made in) while doctor runs as another
+// user: root may write it, doctor's user may not, and doctor's own access() is the answer for
+// the user who runs it (a mode check for root let it pass; a re-review)
+t.test('doctor run as another user, identity.dir to be made in a root folder it may not write: not writable', { skip: process.getuid?.() === 0 ? false : 'running as another user needs root (CI runs as root)' }, async (t) => {
+  const rootFolder = join(mesh.ca.dir, 'root-0755');
+  await mkdir(rootFolder, { recursive: true, mode: 0o755 });
+  const script = `import { identityDirProblem } from ${JSON.stringify(new URL('../../src/doctor/identity-dir.ts', import.meta.url).pathname)};
+    console.log(JSON.stringify((await identityDirProblem(process.argv[1])) ?? null));`;
+  const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, '--input-type=module', '-e', script, join(rootFolder, 'identity')], { timeout: 30_000, encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  const problem = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? 'null') as { message: string } | null;
+  t.match(problem?.message, new RegExp(`^identity\\.dir ${rootFolder}/identity cannot be created: ${rootFolder} is not writable \\(EACCES`), 'said as for the user who runs it');
 });

@@ -290,21 +290,32 @@ t.test('a bind mount of a world-writable folder reached by another path is not a
   // the folder on a file system of its own (a tmpfs), as /dev/shm is: its bind is another device than its parent's
   const disk = join(work, 'disk');
   const bound = join(work, 'bound');
-  await mkdir(disk);
-  await mkdir(bound);
+  // and the same bind moved on top of a private tmpfs (mount --move): listed before it in
+  // mountinfo, the last one listed there was taken for the one seen (a re-review)
+  const stacked = join(work, 'stacked');
+  const staging = join(work, 'staging');
+  for (const folder of [disk, bound, stacked, staging]) await mkdir(folder);
   const script = `
     import { readFileSync } from 'node:fs';
     import pino from 'pino';
     import { DiskStore } from ${JSON.stringify(new URL('../../src/identity/disk-store.ts', import.meta.url).pathname)};
     import { validateSvid } from ${JSON.stringify(new URL('../../src/identity/svid.ts', import.meta.url).pathname)};
-    const [work, bound, id] = process.argv.slice(1);
+    const [work, id, ...places] = process.argv.slice(1);
     const svid = validateSvid(JSON.parse(readFileSync(work + '/svid.json', 'utf8')), id);
-    const store = new DiskStore(bound + '/svid', pino({ level: 'silent' }));
-    console.log(JSON.stringify({ bound: await store.save(svid).then(() => 'saved', (err) => 'refused: ' + err.message) }));`;
-  const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=1m meshcar-test-disk "$1" && mkdir -m 777 "$1/shared" && mount --bind "$1/shared" "$2" && exec "$0" --import "$3" --input-type=module -e "$4" "$5" "$2" "$6"', process.execPath, disk, bound, new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, script, work, ID], { timeout: 60_000, encoding: 'utf8' });
+    const result = {};
+    for (const place of places) result[place] = await new DiskStore(place + '/svid', pino({ level: 'silent' })).save(svid).then(() => 'saved', (err) => 'refused: ' + err.message);
+    console.log(JSON.stringify(result));`;
+  const mounts = [
+    'mount -t tmpfs -o size=1m meshcar-test-disk "$1" && mkdir -m 777 "$1/shared" && mount --bind "$1/shared" "$2"',
+    // the bind made first, so that its mount id is the lower one
+    'mount --bind "$1/shared" "$4" && mount -t tmpfs -o size=1m,mode=777 meshcar-test-private "$3" && mount --move "$4" "$3"',
+  ].join(' && ');
+  const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && exec "$0" --import "$5" --input-type=module -e "$6" "$7" "$8" "$2" "$3"`, process.execPath, disk, bound, stacked, staging, new URL('../helpers/ts-loader.mjs', import.meta.url).pathname, script, work, ID], { timeout: 60_000, encoding: 'utf8' });
   t.equal(run.status, 0, run.stderr);
   const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, string>;
-  t.match(result.bound, new RegExp(`^refused: not saving the SVID in ${bound}/svid: ${bound}, a folder above it, is writable by group and others \\(mode 0777, no sticky bit\\)`), 'refused, as the folder itself is by its own path');
+  for (const [place, how] of [[bound, 'a bind'], [stacked, 'a bind moved on top of a private tmpfs']] as const) {
+    t.match(result[place], new RegExp(`^refused: not saving the SVID in ${place}/svid: ${place}, a folder above it, is writable by group and others \\(mode 0777, no sticky bit\\)`), `${how}: refused, as the folder itself is by its own path`);
+  }
 });
 
 async function chownAll(folder: string): Promise<void> {
