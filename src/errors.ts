@@ -12,7 +12,7 @@ export type ErrorCode =
   | 'bad_token'
   | 'token_expired'
   | 'token_used'
-  | 'bad_client_certificate'
+  | 'bad_svid'
   | 'identity_not_allowed'
   | 'forbidden'
   // transport limits

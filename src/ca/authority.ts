@@ -41,7 +41,7 @@ function countByKind(kinds: readonly string[]): string {
 /** What a caller has proven it may obtain. */
 export type Grant =
   | { readonly via: 'token'; readonly spiffeId: string; readonly claims: JoinTokenClaims }
-  | { readonly via: 'certificate'; readonly spiffeId: string };
+  | { readonly via: 'svid'; readonly spiffeId: string };
 
 /**
  * An issuer starting further ahead than this was made under a clock that ran ahead (a host
@@ -87,14 +87,14 @@ export class Authority {
    * another shape chaining to our roots (spiffe://TD alone, an operator's own path under the
    * same root) was renewed as what it named, an ID no sidecar accepts and this CA never issues.
    */
-  grantFromCertificate(spiffeId: string): Grant {
+  grantFromSvid(spiffeId: string): Grant {
     this.requireOwnTrustDomain(spiffeId);
     const parsed = tryParseSpiffeId(spiffeId);
     const service = typeof parsed === 'string' ? undefined : serviceNameOf(parsed);
     if (service === undefined || !isValidServiceName(service)) {
       throw new MeshcarError('identity_not_allowed', `${spiffeId} is no workload ID this CA issues (spiffe://${this.trustDomain}/svc/NAME); request one with a join token`);
     }
-    return { via: 'certificate', spiffeId };
+    return { via: 'svid', spiffeId };
   }
 
   private requireOwnTrustDomain(spiffeId: string): void {
@@ -118,7 +118,7 @@ export class Authority {
     if (csr.uris.length !== 1) throw new MeshcarError('identity_not_allowed', `the CSR asks for ${csr.uris.length} URI names; an SVID has exactly one (${grant.spiffeId})`);
     const asked = csr.uris[0] as string;
     if (asked !== grant.spiffeId) {
-      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${JSON.stringify(clip(asked, QUOTED_VALUE_LIMIT))} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
+      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${JSON.stringify(clip(asked, QUOTED_VALUE_LIMIT))} but the ${grant.via === 'token' ? 'join token' : 'SVID'} grants ${grant.spiffeId}`);
     }
     // before a single-use token is spent: an expired issuer would fail the signing after it,
     // and the token would be gone with no certificate to show for it

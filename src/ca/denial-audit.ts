@@ -1,7 +1,7 @@
 // The CA's audit line for a denied sign request. A denial after the requester proved something
 // (a join token of ours that is expired or used, an identity not allowed, a bad CSR) is written
 // every time: that is the audit trail. A requester that proved nothing (no credential, a token
-// this CA did not sign, a client certificate it does not accept) is anyone who can reach the
+// this CA did not sign, an SVID it does not accept) is anyone who can reach the
 // port: its denials are written at most once per client address per 10 s and 100 per 10 s in
 // all (log-per-key.ts), the next line saying how many were left out. The rate limit alone let
 // one address write 20 lines a second by default, and a client with many addresses (an IPv6
@@ -17,7 +17,7 @@ import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
  * request over the rate limit is refused before its credentials are read, so it proved nothing
  * either (and a flood of them is what the limit is for).
  */
-const UNPROVEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthenticated', 'bad_token', 'bad_client_certificate', 'rate_limited']);
+const UNPROVEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthenticated', 'bad_token', 'bad_svid', 'rate_limited']);
 
 export class DenialAudit {
   private readonly unproven: LogPerKey;

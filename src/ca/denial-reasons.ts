@@ -14,7 +14,7 @@ export type CaDenialReason = Extract<
   // its no_route: a scan of the port shows here)
   | 'bad_request' | 'headers_too_large' | 'request_timeout' | 'body_too_large' | 'malformed_json' | 'rate_limited' | 'not_found' | 'method_not_allowed' | 'unsupported_method' | 'expectation_failed'
   // who is asking (client-auth.ts, join-tokens.ts, token-keys.ts, token-ledger.ts)
-  | 'unauthenticated' | 'bad_token' | 'token_expired' | 'token_used' | 'bad_client_certificate'
+  | 'unauthenticated' | 'bad_token' | 'token_expired' | 'token_used' | 'bad_svid'
   // what is asked (authority.ts)
   | 'bad_csr' | 'weak_key' | 'identity_not_allowed'
   // the client left before its sign request's body was whole (no answer, no CA fault)
@@ -27,7 +27,7 @@ export type CaDenialReason = Extract<
 /** Every CaDenialReason (a Record, so a reason added to the type and not here fails to compile). */
 const EVERY_CA_DENIAL_REASON: Record<CaDenialReason, true> = {
   bad_request: true, headers_too_large: true, request_timeout: true, body_too_large: true, malformed_json: true, rate_limited: true, not_found: true, method_not_allowed: true, unsupported_method: true, expectation_failed: true,
-  unauthenticated: true, bad_token: true, token_expired: true, token_used: true, bad_client_certificate: true,
+  unauthenticated: true, bad_token: true, token_expired: true, token_used: true, bad_svid: true,
   bad_csr: true, weak_key: true, identity_not_allowed: true,
   client_closed: true,
   ca_missing: true, forbidden: true, ca_busy: true, internal: true,

@@ -1,11 +1,11 @@
 // The CA's HTTPS API (contract: CA HTTP API). It presents a leaf from its own issuer with the
-// SPIFFE ID spiffe://<td>/meshcar/ca, asks for (but does not demand) a client certificate so
-// the same port serves first issuance by join token and renewal over mTLS. A renewal is only
-// for a certificate valid at the moment of the request: TLS sessions are never resumed here
-// (a resumed session reports the first handshake's verdict), and the presented path is judged
-// again on every request (client-auth.ts), since a keep-alive connection can outlive its
-// certificate. What a connection may hold (timeouts, counts, probe rate) is in
-// connection-limits.ts.
+// SPIFFE ID spiffe://<td>/meshcar/ca and asks for no client certificate: first issuance comes
+// with a join token, renewal with the current SVID's proof for the connection (client-auth.ts,
+// src/pki/svid-proof.ts), both in the Authorization header, both judged after the handshake
+// under the rate limit. (Asking for a certificate had OpenSSL check any chain a client sent
+// before the CA saw the connection: 0.4 s of CPU per handshake for anyone who could connect.)
+// The SVID is judged again on every request, since a keep-alive connection can outlive it.
+// What a connection may hold (timeouts, counts, probe rate) is in connection-limits.ts.
 
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -47,8 +47,8 @@ export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
  * No session tickets, and so no resumption (Node keeps no server-side session cache unless
- * asked): renewal is rare, a full handshake costs nothing here, and each one re-verifies the
- * client's chain. Passed again on every setSecureContext, which would otherwise drop it. The
+ * asked): a CA is called rarely, a full handshake costs little, and each connection gets its
+ * own exporter value for the SVID proofs made on it. Passed again on every setSecureContext, which would otherwise drop it. The
  * rest is the sidecars' TLS (tls-contexts.ts): no renegotiation, and on TLS 1.2 only ECDHE
  * with an AEAD cipher, where Node's default list still offers CBC suites.
  */
@@ -75,13 +75,13 @@ export interface RunningCaServer {
   close(): Promise<void>;
 }
 
-/** The CA server's own leaf from the signing issuer, and the roots client certificates must chain to. */
-async function serverCredentials(authority: Authority, serverNames: readonly string[], lifetimeMs: number): Promise<{ key: string; cert: string; ca: string; notBefore: Date; notAfter: Date }> {
+/** The CA server's own leaf from the signing issuer. */
+async function serverCredentials(authority: Authority, serverNames: readonly string[], lifetimeMs: number): Promise<{ key: string; cert: string; notBefore: Date; notAfter: Date }> {
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
   const issued = await authority.issueServerCertificate(caSpiffeId(authority.trustDomain), spki, lifetimeMs, serverNames);
   const notBefore = new Date(new X509Certificate(issued.certificate).validFrom);
-  return { key: keys.privateKeyPem, cert: issued.chain, ca: authority.material.bundlePem, notBefore, notAfter: new Date(issued.notAfter) };
+  return { key: keys.privateKeyPem, cert: issued.chain, notBefore, notAfter: new Date(issued.notAfter) };
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCaServer> {
@@ -125,7 +125,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       }
       // The body may have taken up to requestTimeout since the head was judged: who may ask,
       // and which CA signs, are judged again now, not as of the head. Meanwhile the token may
-      // have expired, the client certificate expired or lost its root to a retire, the issuer
+      // have expired, the SVID expired or lost its root to a retire, the issuer
       // been rotated; signing with the head's verdict gave a fresh SVID under a retired root.
       // This server's maxTtl is kept recorded first: that may wait for the lock (as a spend,
       // from the request's arrival: the sidecar gives up at 10 s), and a rotation step that
@@ -217,9 +217,6 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     {
       key: credentials.key,
       cert: credentials.cert,
-      ca: credentials.ca,
-      requestCert: true,
-      rejectUnauthorized: false,
       // a missing Host is answered by route(), as JSON and counted
       requireHostHeader: false,
       ...TLS_OPTIONS,
@@ -255,7 +252,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const closeGracefully = gracefulCloser(server);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
-  // once after a rotation (a new issuer, new roots to accept client certificates from); by the
+  // once after a rotation (a new issuer, new roots); by the
   // wall clock, so a host suspended and resumed renews it within 30 s, not after a timer's length
   const renewTimer = new WallClockTimer({ unref: true });
   let renewing: Promise<void> | undefined;
@@ -273,7 +270,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
         const fresh = await serverCredentials(authority, options.serverNames, limits.serverCertificateTtlMs);
         credentials = fresh;
         credentialsFrom = authority;
-        server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, ...TLS_OPTIONS });
+        server.setSecureContext({ key: fresh.key, cert: fresh.cert, ...TLS_OPTIONS });
       })
       .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
       .finally(() => {

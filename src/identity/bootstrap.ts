@@ -168,7 +168,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     try {
       return await client.sign({ spiffeId, auth: { svid: current }, ...ttl });
     } catch (err) {
-      if (!(err instanceof CaRefusedError && err.caError === 'bad_client_certificate')) throw err;
+      if (!(err instanceof CaRefusedError && err.caError === 'bad_svid')) throw err;
       logger.warn(`the CA no longer accepts the current SVID (${err.message}); using the join token`);
       return withToken();
     }

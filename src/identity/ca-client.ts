@@ -1,5 +1,5 @@
 // Asks the meshcar CA for an SVID: a fresh key made here (it never leaves the process), a CSR
-// for our SPIFFE ID, POST /v1/sign with a join token or over mutual TLS with the current SVID.
+// for our SPIFFE ID, POST /v1/sign with a join token or the current SVID's proof of possession.
 // The CA is trusted only if its certificate chains to the bundle AND names the CA's SPIFFE
 // ID (the transport: ca-exchange.ts); whatever it answers is accepted only after validateSvid.
 

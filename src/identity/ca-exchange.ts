@@ -1,8 +1,9 @@
 // The transport to the meshcar CA: one HTTPS request on a fresh connection (no pooled socket,
-// no resumed session), trusting the configured bundle, the one the CA sent last and the one
-// the workload holds; the CA must present its own SPIFFE ID (checked in the handshake and
-// again on the response). One deadline covers it all; an answer is read up to 1 MiB. Failures
-// become ca_unreachable, or ca_mismatch when they will not mend by themselves.
+// no resumed session; a renewal proves the current SVID on it: src/pki/svid-proof.ts),
+// trusting the configured bundle, the one the CA sent last and the one the workload holds; the
+// CA must present its own SPIFFE ID (checked in the handshake and again on the response). One
+// deadline covers it all; an answer is read up to 1 MiB. Failures become ca_unreachable, or
+// ca_mismatch when they will not mend by themselves.
 
 import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
@@ -14,6 +15,7 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import type { CaAuth, CaClientOptions } from './ca-client.js';
 import { TLS_POLICY } from './tls-contexts.js';
 import { localShortage } from '../local-shortage.js';
+import { svidProofHeader } from '../pki/svid-proof.js';
 import { connectionLookup } from '../name-lookups.js';
 
 const CA_LOOKUP = connectionLookup();
@@ -112,7 +114,6 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         method: body === undefined ? 'GET' : 'POST',
         headers,
         ca,
-        ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
         // the policy of every meshcar endpoint (the CA's port offers nothing else): a server that
         // negotiates less, or asks to renegotiate, is not the meshcar CA
         ...TLS_POLICY,
@@ -159,6 +160,23 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
       });
       res.on('error', unreachable);
     });
-    req.end(body);
+    if (!renewal) {
+      req.end(body);
+      return;
+    }
+    // a renewal proves the current SVID on this connection (src/pki/svid-proof.ts): the proof
+    // signs a value of this connection's handshake, so the head is written once it is done
+    req.once('socket', (socket) => {
+      socket.once('secureConnect', () => {
+        try {
+          req.setHeader('authorization', svidProofHeader(socket as TLSSocket, auth.svid.chainPem, auth.svid.privateKeyPem));
+        } catch (err) {
+          // TLS 1.2 (a CA that is no meshcar CA of this version), or a key that cannot sign
+          req.destroy(new MeshcarError('ca_unreachable', `the renewal's SVID proof for the CA at ${url} could not be made: ${describeError(err)}`, { cause: err }));
+          return;
+        }
+        req.end(body);
+      });
+    });
   });
 }

@@ -1,6 +1,6 @@
-// The CA's HTTP API over real HTTPS: first issuance by join token, renewal over mTLS, and
-// every kind of bad input, each answered with its status and JSON error while the server
-// keeps serving.
+// The CA's HTTP API over real HTTPS: first issuance by join token, renewal with the current
+// SVID proven on its connection, and every kind of bad input, each answered with its status
+// and JSON error while the server keeps serving.
 
 import t from 'tap';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
@@ -145,25 +145,25 @@ t.test('CSRs made by openssl: two URIs, a DNS name, or just right', async (t) =>
   t.equal(good.status, 200, 'a plain openssl CSR for the granted ID is signed');
 });
 
-t.test('renewal over mTLS with the current SVID', async (t) => {
+t.test('renewal with the current SVID proven on its connection', async (t) => {
   const { res, keyPem } = await issueWithToken();
   const chain = String(res.json().chain);
   const { csr } = await csrFor(ORDERS);
   const renewed = await sign({ csr }, {}, { cert: chain, key: keyPem });
   t.equal(renewed.status, 200, renewed.text);
   t.equal(renewed.json().spiffeId, ORDERS, 'same identity');
-  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate'), 'audited as a certificate renewal');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'svid'), 'audited as a renewal by SVID');
   const other = await csrFor('spiffe://mesh.local/svc/payments');
   expectError(t, await sign({ csr: other.csr }, {}, { cert: chain, key: keyPem }), 403, 'identity_not_allowed');
-  // the leaf alone (curl --cert with the certificate, not the chain): said so, not "another CA's"
+  // the leaf alone (the certificate, not the chain): said so, not "another CA's"
   const alone = await sign({ csr }, {}, { cert: String(res.json().certificate), key: keyPem });
-  expectError(t, alone, 401, 'bad_client_certificate');
-  t.match(alone.json().message, /^the client certificate came alone, without the issuer that signed it \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): present the chain the CA handed out/, 'the leaf alone: told to present the chain');
+  expectError(t, alone, 401, 'bad_svid');
+  t.match(alone.json().message, /^the SVID came alone, without the issuer that signed it: send the chain the CA handed out/, 'the leaf alone: told to present the chain');
 });
 
-// OpenSSL verifies a client chain in any order and passes over certificates that do not
-// belong to it; the CA's own check after it (roots of now) walked the certificates in the
-// order sent and refused such chains as "not issued by this CA" (a TLS review's find)
+// OpenSSL verified a client chain in any order and passed over certificates that do not
+// belong to it; the CA's own walk of an SVID proof does too (a TLS review found an in-order
+// walk refusing such chains as "not issued by this CA")
 t.test('renewal with the chain sent out of order or with extra certificates', async (t) => {
   const { res, keyPem } = await issueWithToken();
   const [leaf, issuer] = splitPem(String(res.json().chain));
@@ -189,7 +189,7 @@ t.test('renewal refused with a foreign or an expired certificate', async (t) => 
   const foreignRes = await callCa(foreign.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${createJoinToken((await TokenKeys.load(foreign.dir)).signer, ORDERS, 60_000, false)}` }, ca: foreignBundle });
   t.equal(foreignRes.status, 200);
   const foreignChain = await sign({ csr }, {}, { cert: String(foreignRes.json().chain), key: keyPem });
-  expectError(t, foreignChain, 401, 'bad_client_certificate');
+  expectError(t, foreignChain, 401, 'bad_svid');
   t.match(foreignChain.json().message, /is not issued by this CA/, "another CA's chain: said so");
 
   const material = await loadCaMaterial(ca.dir);
@@ -197,7 +197,7 @@ t.test('renewal refused with a foreign or an expired certificate', async (t) => 
   const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
   const old = await issueLeafCertificate(material.issuer, new Date(material.issuerCert.validTo), { spiffeId: ORDERS, subjectPublicKeySpki: spki, lifetimeMs: 3_600_000 }, new Date(Date.now() - 7_200_000));
   const expired = await sign({ csr: (await csrFor(ORDERS, keys)).csr }, {}, { cert: old.pem + material.issuerPem, key: keys.privateKeyPem });
-  expectError(t, expired, 401, 'bad_client_certificate');
+  expectError(t, expired, 401, 'bad_svid');
   t.match(expired.json().message, /expired/);
 });
 
@@ -230,7 +230,7 @@ t.test('renewal refused for a certificate that is no workload SVID of this CA', 
     ],
   });
   const res = await sign({ csr: (await csrFor(ORDERS, keys)).csr }, {}, { cert: signer.pem + material.issuerPem, key: keys.privateKeyPem });
-  expectError(t, res, 401, 'bad_client_certificate');
+  expectError(t, res, 401, 'bad_svid');
   t.match(res.json().message, /is no SVID leaf: the certificate is a CA certificate/);
 });
 

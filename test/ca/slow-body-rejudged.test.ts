@@ -12,6 +12,7 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callCa, startTestCa, type TestCa } from '../helpers/ca.js';
+import { svidProofHeader } from '../../src/pki/svid-proof.js';
 import { buildCsr } from '../../src/pki/csr-request.js';
 import { caToken } from '../../src/ca/commands.js';
 import { rootActivate, rootAdd, rootRetire } from '../../src/ca/lifecycle.js';
@@ -27,13 +28,13 @@ async function csrFor(id: string): Promise<{ csr: string; keyPem: string }> {
 /** A sign request whose head and first bytes of body go now; `finish()` sends the rest and resolves with the status line and JSON. */
 async function slowSign(ca: TestCa, bundle: string, auth: { token?: string; cert?: string; key?: string }, csr: string) {
   const body = JSON.stringify({ csr });
-  const socket = tls.connect({ host: '127.0.0.1', port: ca.server.port, ca: bundle, servername: 'localhost', ...(auth.cert ? { cert: auth.cert, key: auth.key } : {}) });
+  const socket = tls.connect({ host: '127.0.0.1', port: ca.server.port, ca: bundle, servername: 'localhost' });
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   let answer = '';
   socket.setEncoding('utf8');
   socket.on('data', (c: string) => (answer += c));
   const ended = new Promise<void>((resolve) => socket.once('close', resolve));
-  socket.write(`POST /v1/sign HTTP/1.1\r\nHost: localhost\r\n${auth.token ? `Authorization: Bearer ${auth.token}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
+  socket.write(`POST /v1/sign HTTP/1.1\r\nHost: localhost\r\n${auth.token ? `Authorization: Bearer ${auth.token}\r\n` : ''}${auth.cert ? `Authorization: ${svidProofHeader(socket, auth.cert, auth.key ?? '')}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
   return {
     async finish(): Promise<{ status: number; json: Record<string, unknown> }> {
       socket.write(body.slice(10));
@@ -78,7 +79,7 @@ t.test('a spent single-use token whose replay outlasts the token: token_expired,
   t.equal(ca.logLines.filter((l) => l.component === 'ca-audit' && l.result === 'issued').length, 2, 'two SVIDs issued in all: the first use and the other sidecar');
 });
 
-t.test('an SVID that expires while its renewal body arrives: bad_client_certificate, not renewed', async (t) => {
+t.test('an SVID that expires while its renewal body arrives: bad_svid, not renewed', async (t) => {
   const ca = await startTestCa();
   t.teardown(() => ca.close());
   const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
@@ -91,11 +92,11 @@ t.test('an SVID that expires while its renewal body arrives: bad_client_certific
   await until(notAfter + 1_000);
   const answer = await renewal.finish();
   t.equal(answer.status, 401, 'refused once the body is in');
-  t.equal(answer.json.error, 'bad_client_certificate');
+  t.equal(answer.json.error, 'bad_svid');
   t.match(answer.json.message, /expired at/);
 });
 
-t.test('a renewal under way across an emergency root rotation: bad_client_certificate, no SVID under the retired root', async (t) => {
+t.test('a renewal under way across an emergency root rotation: bad_svid, no SVID under the retired root', async (t) => {
   const ca = await startTestCa();
   t.teardown(() => ca.close());
   const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
@@ -109,7 +110,7 @@ t.test('a renewal under way across an emergency root rotation: bad_client_certif
   await rootRetire(ca.dir, { force: true });
   const answer = await renewal.finish();
   t.equal(answer.status, 401, 'refused once the body is in');
-  t.equal(answer.json.error, 'bad_client_certificate');
+  t.equal(answer.json.error, 'bad_svid');
   t.match(answer.json.message, /does not chain to a root this CA still trusts/);
 });
 

@@ -5,6 +5,9 @@ import https, { request } from 'node:https';
 import { once } from 'node:events';
 import { createPublicKey } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ClientRequest } from 'node:http';
+import { svidProofHeader } from '../../src/pki/svid-proof.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
@@ -126,7 +129,7 @@ export interface ApiRequest {
   readonly path: string;
   readonly body?: string | Buffer;
   readonly headers?: Record<string, string>;
-  /** Client certificate chain and key, for renewal over mTLS. */
+  /** The current SVID (chain, leaf first) and its key: a renewal, proven on the connection as a sidecar does. */
   readonly cert?: string;
   readonly key?: string;
   readonly ca: string;
@@ -143,7 +146,6 @@ export function callCa(url: string, req: ApiRequest): Promise<ApiResponse> {
         ca: req.ca,
         servername: 'localhost',
         agent: false,
-        ...(req.cert ? { cert: req.cert, key: req.key } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -155,7 +157,28 @@ export function callCa(url: string, req: ApiRequest): Promise<ApiResponse> {
       },
     );
     outgoing.on('error', reject);
-    outgoing.end(req.body);
+    if (req.cert === undefined) {
+      outgoing.end(req.body);
+      return;
+    }
+    endWithSvidProof(outgoing, { cert: req.cert, key: req.key ?? '' }, req.body);
+  });
+}
+
+/**
+ * Ends `outgoing` (a request not yet ended) as a sidecar's renewal does: once its connection's
+ * handshake is done (at once on a kept-alive one), with the SVID (cert: chain, leaf first)
+ * proven on that connection in its Authorization header.
+ */
+export function endWithSvidProof(outgoing: ClientRequest, svid: { cert: string; key: string }, body?: string | Buffer): void {
+  outgoing.once('socket', (socket) => {
+    const tlsSocket = socket as TLSSocket;
+    const prove = () => {
+      outgoing.setHeader('authorization', svidProofHeader(tlsSocket, svid.cert, svid.key));
+      outgoing.end(body);
+    };
+    if (outgoing.reusedSocket) prove();
+    else tlsSocket.once('secureConnect', prove);
   });
 }
 

@@ -39,7 +39,7 @@ t.test('gRPC statuses by meaning', async (t) => {
   t.equal(grpcStatusFor('no_route'), 12, 'UNIMPLEMENTED, as Envoy answers a missing route');
   t.equal(grpcStatusFor('upstream_unavailable'), 14, 'UNAVAILABLE');
   t.equal(grpcStatusFor('circuit_open'), 14);
-  t.equal(grpcStatusFor('bad_client_certificate'), 16, 'UNAUTHENTICATED');
+  t.equal(grpcStatusFor('bad_svid'), 16, 'UNAUTHENTICATED');
   t.equal(grpcStatusFor('internal'), 13, 'INTERNAL');
 });
 

@@ -55,7 +55,7 @@ t.test('obtainIdentity with the real CA', async (t) => {
   // renewal goes to the CA over mTLS (the single-use token is spent) and is persisted
   const [renewed] = (await once(running.identity, 'rotated')) as [Svid];
   t.not(renewed.serialHex, first.serialHex);
-  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate'), 'renewed with the SVID as credential');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'svid'), 'renewed with the SVID as credential');
   t.equal(await readFile(join(options.dir, STORE_FILES.chain), 'utf8'), renewed.chainPem, 'persisted before the swap');
   running.stop();
 
@@ -86,7 +86,7 @@ t.test('a restart with a stored SVID in its last tenth of life renews it over mT
   const now = restarted.identity.current();
   t.not(now.serialHex, stored.serialHex, 'a new SVID');
   t.ok(now.notAfter.getTime() > stored.notAfter.getTime(), 'with a later end');
-  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate' && l.clientSerial === stored.serialHex.toLowerCase()), 'renewed with the stored SVID as credential');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'svid' && l.clientSerial === stored.serialHex.toLowerCase()), 'renewed with the stored SVID as credential');
 });
 
 t.test('the CA out of reach at a restart: a stored SVID serves, also one near its end (renewal retries later)', async (t) => {

@@ -50,7 +50,7 @@ t.test('CaClient against the real CA server', async (t) => {
     const renewed = await client.sign({ spiffeId: ORDERS, auth: { svid: first } });
     t.not(renewed.serialHex, first.serialHex);
     t.not(renewed.privateKeyPem, first.privateKeyPem, 'a new key for each certificate');
-    t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate' && l.clientSerial === first.serialHex), 'the CA saw our SVID as client certificate');
+    t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'svid' && l.clientSerial === first.serialHex), 'the CA saw our SVID proven');
   });
 
   t.test('refusals carry status and the CA error code', async (t) => {
