@@ -204,6 +204,9 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['token', '--service', 'orders'], /^meshcar: unknown command "token" \(did you mean "ca token"\?\); run "meshcar --help"/],
     // a group's last word typed alone (review)
     [['root'], /^meshcar: unknown command "root" \(did you mean "ca root"\?\); run "meshcar --help"/],
+    // and a typo of one: nearer a last word than a whole command (`roo` was "run", two edits away)
+    [['roo'], /^meshcar: unknown command "roo" \(did you mean "ca root"\?\)/],
+    [['issu', '--dir', 'x'], /^meshcar: unknown command "issu" \(did you mean "ca issue"\?\)/],
     // inside a group, compared without the group's own words (every ca command shared "ca "), and no guess between ties
     [['ca', 'x'], /^meshcar: unknown command "ca x"; run "meshcar ca --help"/],
     [['ca', 'rot'], /^meshcar: unknown command "ca rot"; run "meshcar ca --help"/],

@@ -30,11 +30,24 @@ const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS 
 
 const HELP_WORDS = ['--help', '-h', 'help'];
 
-/** The group of commands whose last word is `typed` (`root`: `ca root`), if one is. */
-function groupEndingIn(typed: string): string | undefined {
-  const key = Object.keys(COMMANDS).find((command) => command.includes(` ${typed} `));
-  return key === undefined ? undefined : key.slice(0, key.indexOf(` ${typed} `) + typed.length + 1);
-}
+/**
+ * What a person may type alone for a command, each with what it stands for: a command's words,
+ * and the last word of a command or of a group (`token` for `ca token`, `root` for the group
+ * `ca root`). A typo is matched against all of them at once, so `roo` finds `ca root` (one
+ * edit) rather than `run` (two), and `issu` finds `ca issue`.
+ */
+const TYPED_FORMS: ReadonlyMap<string, string> = (() => {
+  const forms = new Map<string, string>([['--version', '--version']]);
+  for (const key of Object.keys(COMMANDS)) forms.set(key, key);
+  for (const key of Object.keys(COMMANDS)) {
+    const words = key.split(' ');
+    for (let end = 2; end <= words.length; end++) {
+      const last = words[end - 1] as string;
+      if (!forms.has(last)) forms.set(last, words.slice(0, end).join(' '));
+    }
+  }
+  return forms;
+})();
 
 export async function main(args: string[]): Promise<number> {
   // `help ca`, `help check`: the help of what follows, as `ca --help` and `check --help` show it
@@ -73,9 +86,11 @@ export async function main(args: string[]): Promise<number> {
     ? undefined
     : !group && (typed === '-v' || typed === '-V')
       ? '--version'
-      : // `meshcar token` for `meshcar ca token`: a command's last word typed alone; `meshcar root`
-        // for the group `ca root`
-        (group ? inGroup(group, next ?? '') : (suggestKey(typed, [...Object.keys(COMMANDS), '--version']) ?? Object.keys(COMMANDS).find((key) => key.endsWith(` ${typed}`)) ?? groupEndingIn(typed)));
+      : // `meshcar token` for `meshcar ca token`: a command's last word typed alone (or near it);
+        // `meshcar root` for the group `ca root`
+        group
+        ? inGroup(group, next ?? '')
+        : TYPED_FORMS.get(suggestKey(typed, [...TYPED_FORMS.keys()]) ?? '');
   const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
   if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
