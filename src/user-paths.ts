@@ -4,7 +4,7 @@
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
 import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
-import { access, mkdir, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
@@ -120,8 +120,8 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
   if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);
 }
 
-/** A folder to write files into: made (with its parents, mode 0700) when missing, and writable. */
-export async function prepareOutFolder(dir: string): Promise<void> {
+/** A folder to write files into: made by `makeMissing` (with its parents, mode 0700) when missing, and writable. */
+export async function prepareOutFolder(dir: string, makeMissing: (dir: string) => Promise<void>): Promise<void> {
   refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   try {
@@ -130,7 +130,7 @@ export async function prepareOutFolder(dir: string): Promise<void> {
       throw err;
     });
     if (info && !info.isDirectory()) throw badPath(dir, 'is a file, not a folder', 'give a folder (it is made when missing), or remove the file');
-    if (!info) await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!info) await makeMissing(dir);
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
     throw pathProblem(err) ?? err;

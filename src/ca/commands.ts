@@ -14,6 +14,7 @@ import { Authority } from './authority.js';
 import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { prepareOutFolder } from '../user-paths.js';
+import { makeOutFolder } from './out-path.js';
 import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
 import { requireFinishedInit } from './ca-state.js';
@@ -44,7 +45,7 @@ export async function caIssue(dir: string, service: string, outDir: string, ttlM
   // sees this leaf's notAfter or has run wholly before it was signed
   const issued = await withCaLock(dir, async () => {
     // --out is made and found writable before the leaf is signed and recorded
-    await prepareOutFolder(outDir);
+    await prepareOutFolder(outDir, makeOutFolder);
     const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
     const leaf = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
     await recordLeafNotAfterLocked(dir, Date.parse(leaf.notAfter));

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { realPathOfExisting } from '../user-paths.js';
 import { MeshcarError } from '../errors.js';
+import { makeJudgedFolders } from '../path-trust.js';
 import { CA_FILES } from './file-names.js';
 import { STATE_FILE } from './ca-state.js';
 
@@ -66,4 +67,16 @@ export function caKeysMarker(folder: string): string | undefined {
     if (existsSync(join(folder, key)) && existsSync(join(folder, cert))) return key;
   }
   return undefined;
+}
+
+/**
+ * Makes `ca issue --out`'s missing folders (0700) one part at a time, each judged before anything
+ * is made in it (path-trust.ts): a recursive mkdir walked the path again, so another user who made
+ * a missing part first (in a sticky folder such as /tmp), holding a link, had the folders made,
+ * and the SVID's key written, where they chose. A part another user could change is refused.
+ */
+export async function makeOutFolder(dir: string): Promise<void> {
+  const judged = await makeJudgedFolders(dir, { mode: 0o700 });
+  if (judged.unsafe !== undefined) throw new MeshcarError('bad_path', `${dir}: not made, since another user could change where it leads (${judged.unsafe}); choose a folder only you (or root) can change`);
+  if (!judged.complete) throw new MeshcarError('bad_path', `${dir}: it changed while its folders were made; run the command again`);
 }

@@ -1,0 +1,47 @@
+// `ca issue --out` makes its missing folders one part at a time, each judged first (src/ca/
+// out-path.ts makeOutFolder): a recursive mkdir made them through whatever another user had put
+// on the way, so root running `ca issue --out /tmp/theirs/svid` wrote the SVID's key into a folder
+// that user owns, or where their link in /tmp led. Refused in one line before anything is signed;
+// a path of our own in the same sticky folder is still made. As root with a real CLI run (a link
+// and a folder of another user, uid 65534).
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, chown, lchown, mkdir, readdir, stat, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/cli.js', ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+t.test('ca issue --out through another user\'s folder or link in a sticky folder: refused, nothing made there', { skip: process.getuid?.() === 0 ? false : 'another user\'s folder and link need root (CI runs as root)' }, async (t) => {
+  const base = t.testdir();
+  const ca = join(base, 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const sticky = join(base, 'sticky');
+  await mkdir(sticky);
+  await chmod(sticky, 0o1777);
+  const victim = join(base, 'victim');
+  await mkdir(victim);
+  // theirs: a folder and a link of uid 65534 in the sticky folder
+  const theirs = join(sticky, 'theirs');
+  await mkdir(theirs);
+  await chown(theirs, 65534, 65534);
+  const link = join(sticky, 'M');
+  await symlink(victim, link);
+  await lchown(link, 65534, 65534);
+  for (const [out, owner] of [[join(theirs, 'svid'), theirs], [join(link, 'svid'), link]] as const) {
+    const run = await cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', out, '--ttl', '1h']);
+    t.equal(run.code, 1, `${out}: exit 1`);
+    t.equal(run.stderr, `meshcar: ${out}: not made, since another user could change where it leads (${owner} is owned by uid 65534, in ${sticky}, which group and others may write (mode 1777)); choose a folder only you (or root) can change\n`, 'one line saying why');
+  }
+  t.same(await readdir(theirs), [], 'nothing made in their folder');
+  t.same(await readdir(victim), [], 'nothing made where their link leads');
+  const own = join(sticky, 'own', 'svid');
+  const made = await cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', own, '--ttl', '1h']);
+  t.equal(made.code, 0, made.stderr);
+  t.same((await readdir(own)).sort(), ['bundle.pem', 'svid.crt', 'svid.key'], 'a path of our own in the sticky folder: made, the SVID written');
+  t.equal((await stat(own)).mode & 0o7777, 0o700, 'its folder 0700');
+});
