@@ -4,7 +4,8 @@
 // the sidecar serve, write into or prune a folder it was not meant for (identity/store-folder.ts).
 
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, readlink, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readlink, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { otherWriters } from './user-paths.js';
 import { isVolumeRootReachedOnlyHere } from './volume-root.js';
@@ -97,6 +98,23 @@ export async function makeJudgedFolders(path: string, options: { mode: number; u
       // made by someone meanwhile: judged as it stands on the next turn
       if (err.code !== 'EEXIST') throw err;
     });
+  }
+}
+
+/**
+ * Makes the folder at `real` exactly 0700 (mkdir's mode is narrowed by the umask, and an existing
+ * folder's is left as it was) through a handle opened on it without following a link there, once
+ * `ownerProblem` passes what the handle shows: by path, a chmod followed a link another user put
+ * in the folder's place to a folder of their choosing.
+ */
+export async function chmodPrivate(real: string, ownerProblem: (info: Stats) => Error | undefined): Promise<void> {
+  const handle = await open(real, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const problem = ownerProblem(await handle.stat());
+    if (problem !== undefined) throw problem;
+    await handle.chmod(0o700);
+  } finally {
+    await handle.close();
   }
 }
 

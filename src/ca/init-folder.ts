@@ -5,10 +5,9 @@
 // none of a CA's is refused, --force or not: --force replaces a CA, not whatever is there.
 // The folder is made, and made 0700, only where its judged path leads (makePrivateCaFolder).
 
-import { constants } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { MeshcarError } from '../errors.js';
-import { makeJudgedFolders } from '../path-trust.js';
+import { chmodPrivate, makeJudgedFolders } from '../path-trust.js';
 import { otherWriters, pathProblem } from '../user-paths.js';
 import { refuseSwappableCaFolder } from './ca-state.js';
 import { shellWord } from '../shell-word.js';
@@ -46,16 +45,10 @@ export async function makePrivateCaFolder(dir: string, beforeMkdir?: (folder: st
     throw new MeshcarError('forbidden', `the CA folder ${dir} changed while it was made; run the command again`);
   }
   try {
-    const handle = await open(made.real, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-    try {
-      const info = await handle.stat();
+    await chmodPrivate(made.real, (info) => {
       const others = otherWriters(info, undefined, true);
-      if (others !== undefined && 'owner' in others) throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); give a folder of your own`);
-      // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
-      await handle.chmod(0o700);
-    } finally {
-      await handle.close();
-    }
+      return others !== undefined && 'owner' in others ? new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}); give a folder of your own`) : undefined;
+    });
   } catch (err) {
     // a handle's error names no path (EROFS, EPERM from fchmod): said of the folder, in one line
     // (a re-review: a stack trace and exit 70 where the path's chmod had said it in words)

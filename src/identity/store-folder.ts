@@ -9,7 +9,7 @@ import { lstat, mkdir, open, opendir, rm, rmdir } from 'node:fs/promises';
 import { describeError } from '../errors.js';
 import { join } from 'node:path';
 import { otherWriters } from '../user-paths.js';
-import { judgePath, type PathJudgement } from '../path-trust.js';
+import { chmodPrivate, judgePath, type PathJudgement } from '../path-trust.js';
 
 /**
  * Where the store folder really is (links resolved), why another user could swap it (see
@@ -93,14 +93,7 @@ async function remadePrivate(dir: string, openTo: { who: string; mode: string })
     throw new Error(`${dir} was made again by someone else while it was replaced by a private folder (${err.code ?? describeError(err)}): not saving keys into it`);
   });
   // exactly 0700 (the umask narrows what mkdir gave), through a handle on the folder made
-  const made = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    const info = await made.stat();
-    if (info.uid !== process.getuid?.()) throw new Error(`${dir} changed while it was replaced by a private folder: not saving keys into it`);
-    await made.chmod(0o700);
-  } finally {
-    await made.close();
-  }
+  await chmodPrivate(dir, (info) => (info.uid !== process.getuid?.() ? new Error(`${dir} changed while it was replaced by a private folder: not saving keys into it`) : undefined));
   return true;
 }
 
