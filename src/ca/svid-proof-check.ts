@@ -25,6 +25,9 @@ const JOIN_TOKEN = 'request a new SVID with a join token';
 
 /** The SVID leaf a proof on `socket` proves, judged against `roots` at `nowMs`; throws bad_svid saying why not. */
 export function judgeSvidProof(socket: TLSSocket, credentials: string, roots: readonly X509Certificate[], nowMs: number): X509Certificate {
+  // a client gone (a reset after its body) leaves no connection to prove anything on: its leaving
+  // is recorded as such, not as a bad SVID (getProtocol() of a closed socket is null)
+  if (socket.destroyed) throw new MeshcarError('client_closed', 'the client closed the connection before its SVID proof was judged');
   const proof = readSvidProof(credentials);
   if (typeof proof === 'string') throw refused(`the SVID proof cannot be read: ${proof}`);
   const certificates: X509Certificate[] = [];
@@ -93,9 +96,11 @@ function isCa(cert: X509Certificate): boolean {
 
 /** Why no path was found, in words a person can act on. */
 function noPathReason(presented: readonly X509Certificate[], roots: readonly X509Certificate[]): string {
-  // a leaf sent alone: our roots sign issuers, not leaves, so it cannot be judged, whoever issued it
-  if (presented.length === 1 && !roots.some((root) => presented[0]?.checkIssued(root))) {
-    return 'the SVID came alone, without the issuer that signed it: send the chain the CA handed out (leaf, then issuer); an SVID of another CA needs a new SVID with a join token';
+  const [leaf, ...rest] = presented as [X509Certificate, ...X509Certificate[]];
+  // no issuer of the leaf among what came (alone, or beside a root): our roots sign issuers, not
+  // leaves, so it cannot be judged, whoever issued it
+  if (!rest.some((cert) => leaf.checkIssued(cert)) && !roots.some((root) => leaf.checkIssued(root))) {
+    return `the SVID came ${rest.length === 0 ? 'alone, ' : ''}without the issuer that signed it${rest.length === 0 ? '' : ` (none of the ${rest.length} certificates with it did)`}: send the chain the CA handed out (leaf, then issuer); an SVID of another CA needs a new SVID with a join token`;
   }
   return `the SVID is not issued by this CA or does not chain to a root this CA still trusts (another CA's, or under a root this CA has retired); ${JOIN_TOKEN}`;
 }

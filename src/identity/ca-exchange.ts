@@ -106,7 +106,8 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         reject(new MeshcarError('ca_unreachable', `could not reach the CA at ${url}: ${localShortage(code)} (${code}); the CA is not at fault: ${raise}, or find what holds the descriptors; it asks again`, { cause: err }));
         return;
       }
-      reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
+      // (ours as they are: the renewal proof's refusals, ca_mismatch and identity_invalid, are not outages)
+      reject(isMeshcarError(err) && (err.code === 'ca_unreachable' || err.code === 'ca_mismatch' || err.code === 'identity_invalid') ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
     };
     let req: ReturnType<typeof https.request>;
     try {
@@ -168,11 +169,17 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
     // signs a value of this connection's handshake, so the head is written once it is done
     req.once('socket', (socket) => {
       socket.once('secureConnect', () => {
+        const tls = socket as TLSSocket;
+        if (tls.getProtocol() !== 'TLSv1.3') {
+          // a meshcar CA of this version speaks TLS 1.3: a retry finds the same server
+          req.destroy(new MeshcarError('ca_mismatch', `the CA at ${url} negotiated ${tls.getProtocol() ?? 'no TLS version'}, and a renewal's SVID proof needs TLS 1.3; this will not mend itself: upgrade the CA (or whatever terminates TLS in front of it) to one that speaks TLS 1.3`));
+          return;
+        }
         try {
-          req.setHeader('authorization', svidProofHeader(socket as TLSSocket, auth.svid.chainPem, auth.svid.privateKeyPem));
+          req.setHeader('authorization', svidProofHeader(tls, auth.svid.chainPem, auth.svid.privateKeyPem));
         } catch (err) {
-          // TLS 1.2 (a CA that is no meshcar CA of this version), or a key that cannot sign
-          req.destroy(new MeshcarError('ca_unreachable', `the renewal's SVID proof for the CA at ${url} could not be made: ${describeError(err)}`, { cause: err }));
+          // the SVID's own key cannot sign (it was validated when taken): not the CA's fault, and no retry mends it
+          req.destroy(new MeshcarError('identity_invalid', `the renewal's SVID proof for the CA at ${url} could not be made with the current SVID's key: ${describeError(err)}`, { cause: err }));
           return;
         }
         req.end(body);

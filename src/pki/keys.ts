@@ -49,12 +49,21 @@ export function describePublicKey(key: KeyObject): KeyDescription {
 }
 
 /**
+ * The largest RSA key issued for. Whoever holds an SVID chooses the key the CA checks each renewal
+ * proof with (twice per request: at its head and after its body), and the cost grows with the
+ * square of the size: 4.1 ms a check at 16,384 bits (a review), ~1 ms at 8,192 against 0.1 ms
+ * for P-256. 8,192 is twice what public CAs take (4,096).
+ */
+export const MAX_RSA_BITS = 8192;
+
+/**
  * Why a public key is too weak or of a kind we do not issue for, or undefined if it is fine:
- * ECDSA on the three NIST curves TLS signs with (P-256, P-384, P-521), RSA from 2048 bits.
+ * ECDSA on the three NIST curves TLS signs with (P-256, P-384, P-521), RSA from 2048 to 8192 bits.
  */
 export function weakKeyReason(key: KeyObject): string | undefined {
   const description = describePublicKey(key);
   if (description.type === 'rsa' && description.bits < 2048) return `RSA keys must have at least 2048 bits, this one has ${description.bits}`;
+  if (description.type === 'rsa' && description.bits > MAX_RSA_BITS) return `RSA keys must have at most ${MAX_RSA_BITS} bits, this one has ${description.bits}`;
   if (description.type === 'rsa') return rsaExponentProblem(key);
   if (description.type === 'ec' && description.bits === 0) return `EC curve ${description.curve ?? 'unknown'} is not supported (use P-256, P-384 or P-521)`;
   if (description.type === 'other') return `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (use ECDSA on P-256, P-384 or P-521, or RSA with 2048 bits or more)`;

@@ -2,7 +2,7 @@
 // infinity on P-256 (the signature is forged from the public key alone, and reading that key's
 // details aborted the CA process in a native assertion), an EC key with explicit curve
 // parameters (RFC 5480 forbids them), and RSA numbers no key pair has (exponent 1, whose
-// "signature" is the padded digest itself; exponent 3, refused by policy). Each is refused, no
+// "signature" is the padded digest itself; exponent 3, refused by policy; a modulus over 8192 bits). Each is refused, no
 // certificate is issued, and the CA keeps serving. An RSA key whose algorithm parameters are
 // not NULL (OpenSSL decodes any) is certified as the key, never as the requester's bytes.
 
@@ -70,6 +70,14 @@ t.test('RSA numbers no key pair has: weak_key, nothing issued', async (t) => {
   const three = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }) }));
   t.equal(three.error, 'weak_key', three.res.text.slice(0, 300));
   t.match(three.message, /this one is 3$/);
+
+  // 8,704 bits (no key pair: an odd number of that size, exponent 65537): whoever holds an SVID
+  // chooses the key each renewal proof is checked with, 4 ms a check at 16,384 bits (a review)
+  const big = (1n << 8703n) | 1n;
+  const oversized = await sign(rsaNumbersCsr(ORDERS, big, 65537n, (padded) => padded));
+  t.equal(oversized.error, 'weak_key', oversized.res.text.slice(0, 300));
+  t.match(oversized.message, /RSA keys must have at most 8192 bits, this one has 8704/);
+  t.equal(oversized.issued, 0);
 
   await stillServes(t);
 });

@@ -21,6 +21,8 @@ import { loadCaMaterial } from '../../src/ca/store.js';
 import { buildCertificate } from '../../src/pki/certificate.js';
 import { svidProofHeader } from '../../src/pki/svid-proof.js';
 import { splitPemCertificates } from '../../src/pki/pem.js';
+import { judgeSvidProof } from '../../src/ca/svid-proof-check.js';
+import { bundleRoots } from '../../src/pki/chain-to-roots.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const FIXTURES = new URL('../fixtures/hostile-chain/', import.meta.url).pathname;
@@ -152,6 +154,8 @@ t.test('malformed proofs: each refused with what is wrong, and the CA keeps serv
     ['a part not in canonical base64url', (s) => `${handMadeProof(s, svid.key, ders)}.AB`, /part 4 is not base64url without padding/],
     ['a part that is no certificate', (s) => handMadeProof(s, svid.key, [Buffer.from('not a certificate at all')]), /certificate 1 is no DER X\.509 certificate/],
     ['the leaf alone', (s) => handMadeProof(s, svid.key, ders.slice(0, 1)), /^the SVID came alone, without the issuer that signed it/],
+    // a root sent in the issuer's place: said as the missing issuer, not as another CA's SVID (a re-review)
+    ['the leaf and the root', (s) => handMadeProof(s, svid.key, [ders[0] as Buffer, ...derOf(bundle)]), /^the SVID came without the issuer that signed it \(none of the 1 certificates with it did\): send the chain/],
     ['another scheme', () => 'Basic b3JkZXJzOnNlY3JldA==', /must be "Bearer <join token>" or "SVID <proof>"/, 'unauthenticated'],
     ['a scheme with stray characters', () => 'SVID abc def', /must be "Bearer <join token>" or "SVID <proof>"/, 'unauthenticated'],
   ];
@@ -199,4 +203,14 @@ t.test('a leaf under a certificate of ours that is no CA certificate is refused'
   const res = await signOn(socket, handMadeProof(socket, leafKey.privateKey, [forged.der, notCa.der, ...derOf(material.issuerPem)]), 'spiffe://mesh.local/svc/admin');
   refused(t, res, /is not issued by this CA or does not chain to a root this CA still trusts/);
   t.notOk(ca.logLines.some((l) => l.event === 'ca.issue' && l.spiffeId === 'spiffe://mesh.local/svc/admin'), 'nothing issued for admin');
+});
+
+// a client that resets its connection after sending its body: the second look at its proof finds
+// no connection (getProtocol() is null), and a re-review saw that audited and counted as bad_svid
+t.test('a proof judged once its connection is gone: client_closed, not bad_svid', async (t) => {
+  const socket = await connect();
+  const credentials = svidProofHeader(socket, svid.chain, svid.key).slice('SVID '.length);
+  t.equal(judgeSvidProof(socket, credentials, bundleRoots(bundle), Date.now()).subject, new (await import('node:crypto')).X509Certificate(svid.chain).subject, 'judged while open: the SVID');
+  socket.destroy();
+  t.throws(() => judgeSvidProof(socket, credentials, bundleRoots(bundle), Date.now()), { code: 'client_closed' }, 'judged once closed: the client left');
 });

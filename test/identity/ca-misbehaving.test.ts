@@ -138,3 +138,29 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
     t.ok(took >= 200, `${each}: ${events.length} attempts took ${took} ms`);
   }
 });
+
+// a renewal proves the SVID with TLS 1.3's exporter (src/pki/svid-proof.ts): a "CA" that stops at
+// TLS 1.2 (an old one, or a proxy terminating TLS in front of it) will not change on a retry, and
+// nothing of the SVID is sent to it
+t.test('a CA that negotiates TLS 1.2: the renewal is refused as ca_mismatch, in one line, and sends no proof', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 600_000 });
+  const authority = await openAuthority(ca.dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const keys = await generateWorkloadKey();
+  const own = await authority.issue(caSpiffeId(TD), spki(keys.publicKeyPem), undefined, ['127.0.0.1']);
+  const heads: Array<string | undefined> = [];
+  const server = https.createServer({ key: keys.privateKeyPem, cert: own.chain, maxVersion: 'TLSv1.2' }, (req, res) => {
+    heads.push(req.headers.authorization);
+    res.writeHead(500).end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const client = new CaClient({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, trustDomain: TD, bundlePem, logger: memoryLogger([]), timeoutMs: 2000 });
+  const refused = await client.sign({ spiffeId: ORDERS, auth: { svid: first } }).then(() => undefined, (err: unknown) => err as { code?: string; message?: string });
+  t.equal(refused?.code, 'ca_mismatch', describeError(refused));
+  t.match(refused?.message, /^the CA at https:\/\/127\.0\.0\.1:\d+ negotiated TLSv1\.2, and a renewal's SVID proof needs TLS 1\.3; this will not mend itself: upgrade the CA/);
+  t.same(heads, [], 'no request reached it');
+});
