@@ -57,8 +57,11 @@ function codeOf(err: unknown): string {
  * The peer closed a connection whose TLS handshake had succeeded before sending its HTTP/2
  * SETTINGS. With TLS 1.3 a server checks the client's certificate after the client's side of
  * the handshake is done, so this is how a callee refusing our certificate looks from here:
- * its alert is not reported to us, the connection just ends. http2-wrapper (the node codec)
- * names it HTTP2WRAPPER_NOSETTINGS; the meshcar codec's pool marks its error (h2-session-pool.ts).
+ * its alert is not reported to us, the connection just ends. A callee that stops while our
+ * handshake is under way looks the same (its process or its drain ends the connection), so the
+ * message names both (a review saw a drain blamed on our certificate). http2-wrapper (the node
+ * codec) names it HTTP2WRAPPER_NOSETTINGS; the meshcar codec's pool marks its error
+ * (h2-session-pool.ts).
  */
 function closedBeforeSettings(err: unknown): boolean {
   return codeOf(err) === 'HTTP2WRAPPER_NOSETTINGS' || (err as { closedBeforeSettings?: unknown } | null)?.closedBeforeSettings === true;
@@ -96,7 +99,7 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   }
   if (closedBeforeSettings(err)) {
     return {
-      error: new MeshcarError('upstream_unavailable', `${endpoint} closed the connection right after the TLS handshake: most likely it refused our certificate (its /debug/tls names the reason)`, { cause: err }),
+      error: new MeshcarError('upstream_unavailable', `${endpoint} closed the connection right after the TLS handshake: most likely it refused our certificate (its /debug/tls names the reason), or it was stopping at that moment (a drain or a restart ends connections whose handshake was under way)`, { cause: err }),
       tlsReason: undefined,
     };
   }
