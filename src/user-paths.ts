@@ -120,8 +120,8 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
   if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);
 }
 
-/** A folder to write files into: made by `makeMissing` (with its parents, mode 0700) when missing, and writable. */
-export async function prepareOutFolder(dir: string, makeMissing: (dir: string) => Promise<void>): Promise<void> {
+/** A folder to write files into: judged and made where missing by `makeJudged` (with its parents, mode 0700), and writable. */
+export async function prepareOutFolder(dir: string, makeJudged: (dir: string) => Promise<void>): Promise<void> {
   refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   try {
@@ -130,7 +130,8 @@ export async function prepareOutFolder(dir: string, makeMissing: (dir: string) =
       throw err;
     });
     if (info && !info.isDirectory()) throw badPath(dir, 'is a file, not a folder', 'give a folder (it is made when missing), or remove the file');
-    if (!info) await makeMissing(dir);
+    // an existing folder too: another user's, or one their link leads to, is theirs to change
+    await makeJudged(dir);
     await access(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
     throw pathProblem(err) ?? err;

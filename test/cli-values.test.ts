@@ -207,9 +207,13 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     // and a typo of one: nearer a last word than a whole command (`roo` was "run", two edits away)
     [['roo'], /^meshcar: unknown command "roo" \(did you mean "ca root"\?\)/],
     [['issu', '--dir', 'x'], /^meshcar: unknown command "issu" \(did you mean "ca issue"\?\)/],
+    // inside a group, its own groups' words too (a re-review)
+    [['ca', 'roo', 'add'], /^meshcar: unknown command "ca roo" \(did you mean "ca root"\?\); run "meshcar ca --help"/],
     // inside a group, compared without the group's own words (every ca command shared "ca "), and no guess between ties
     [['ca', 'x'], /^meshcar: unknown command "ca x"; run "meshcar ca --help"/],
-    [['ca', 'rot'], /^meshcar: unknown command "ca rot"; run "meshcar ca --help"/],
+    [['ca', 'rotate'], /^meshcar: unknown command "ca rotate"; run "meshcar ca --help"/],
+    // one edit from the group ca root (its word is a candidate since a re-review)
+    [['ca', 'rot'], /^meshcar: unknown command "ca rot" \(did you mean "ca root"\?\); run "meshcar ca --help"/],
     // the config named as envoy -c or as a bare file, as an Envoy user writes it
     [['run', 'orders.yaml'], /^meshcar: Unexpected argument 'orders\.yaml'.* \(did you mean --config orders\.yaml\?\); usage: meshcar run --config FILE\n/],
     [['check', 'config/example-ca.yml'], /^meshcar: Unexpected argument 'config\/example-ca\.yml'.* \(did you mean --config config\/example-ca\.yml\?\); usage: meshcar check/],

@@ -4,7 +4,7 @@
 // load them.
 
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { CaConfig } from '../config/ca-config.js';
 import { generateWorkloadKey } from '../pki/keys.js';
@@ -38,7 +38,11 @@ export async function caInit(dir: string, trustDomain: string, force: boolean): 
 }
 
 /** Offline issuance: the key is made here and written next to the SVID. */
-export async function caIssue(dir: string, service: string, outDir: string, ttlMs: number): Promise<{ spiffeId: string; notAfter: string; serial: string }> {
+export async function caIssue(dir: string, service: string, typedOut: string, ttlMs: number): Promise<{ spiffeId: string; notAfter: string; serial: string }> {
+  // `..` taken away as text first, as the judgement and the files' names take it (ca init's --dir
+  // too): the kernel walks `x/../out` through x, missing until made (a re-review: certs/z made,
+  // then "does not exist")
+  const outDir = typedOut.split(/[\\/]/).includes('..') ? resolve(typedOut) : typedOut;
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(createPrivateKey(keys.privateKeyPem)).export({ type: 'spki', format: 'der' });
   // signed and counted under the lock, before anything is written: a root rotation step either

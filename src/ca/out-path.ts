@@ -70,10 +70,12 @@ export function caKeysMarker(folder: string): string | undefined {
 }
 
 /**
- * Makes `ca issue --out`'s missing folders (0700) one part at a time, each judged before anything
- * is made in it (path-trust.ts): a recursive mkdir walked the path again, so another user who made
- * a missing part first (in a sticky folder such as /tmp), holding a link, had the folders made,
- * and the SVID's key written, where they chose. A part another user could change is refused.
+ * Judges `ca issue --out` and makes its missing folders (0700) one part at a time, each judged
+ * before anything is made in it (path-trust.ts): a recursive mkdir walked the path again, so
+ * another user who made a missing part first (in a sticky folder such as /tmp), holding a link,
+ * had the folders made, and the SVID's key written, where they chose. A path another user could
+ * change is refused, an existing one too: their folder in /tmp, or their link to a folder of
+ * ours, took the key and a bundle.pem of their choosing after it (a re-review).
  */
 export async function makeOutFolder(dir: string): Promise<void> {
   const judged = await makeJudgedFolders(dir, { mode: 0o700 });

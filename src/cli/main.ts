@@ -31,23 +31,27 @@ const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS 
 const HELP_WORDS = ['--help', '-h', 'help'];
 
 /**
- * What a person may type alone for a command, each with what it stands for: a command's words,
- * and the last word of a command or of a group (`token` for `ca token`, `root` for the group
- * `ca root`). A typo is matched against all of them at once, so `roo` finds `ca root` (one
+ * What a person may type alone for one of `commands`, each with what it stands for: a command's
+ * words, and the last word of a command or of a group (`token` for `ca token`, `root` for the
+ * group `ca root`). A typo is matched against all of them at once, so `roo` finds `ca root` (one
  * edit) rather than `run` (two), and `issu` finds `ca issue`.
  */
-const TYPED_FORMS: ReadonlyMap<string, string> = (() => {
-  const forms = new Map<string, string>([['--version', '--version']]);
-  for (const key of Object.keys(COMMANDS)) forms.set(key, key);
-  for (const key of Object.keys(COMMANDS)) {
+function typedForms(commands: readonly string[]): ReadonlyMap<string, string> {
+  const forms = new Map<string, string>(commands.map((key) => [key, key]));
+  for (const key of commands) {
     const words = key.split(' ');
-    for (let end = 2; end <= words.length; end++) {
+    for (let end = 1; end <= words.length; end++) {
       const last = words[end - 1] as string;
       if (!forms.has(last)) forms.set(last, words.slice(0, end).join(' '));
     }
   }
   return forms;
-})();
+}
+
+const TYPED_FORMS = typedForms(['--version', ...Object.keys(COMMANDS)]);
+
+/** The likely spelling of `typed` among `forms`, as what it stands for. */
+const likely = (typed: string, forms: ReadonlyMap<string, string>): string | undefined => forms.get(suggestKey(typed, [...forms.keys()]) ?? '');
 
 export async function main(args: string[]): Promise<number> {
   // `help ca`, `help check`: the help of what follows, as `ca --help` and `check --help` show it
@@ -90,7 +94,7 @@ export async function main(args: string[]): Promise<number> {
         // `meshcar root` for the group `ca root`
         group
         ? inGroup(group, next ?? '')
-        : TYPED_FORMS.get(suggestKey(typed, [...TYPED_FORMS.keys()]) ?? '');
+        : likely(typed, TYPED_FORMS);
   const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
   if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
@@ -220,6 +224,7 @@ function inGroup(group: string, word: string): string | undefined {
   const rest = Object.keys(COMMANDS)
     .filter((key) => key.startsWith(`${group} `))
     .map((key) => key.slice(group.length + 1));
-  const near = suggestKey(word, rest);
+  // a group's own word too: `ca roo` for `ca root` (a re-review)
+  const near = likely(word, typedForms(rest));
   return near === undefined ? undefined : `${group} ${near}`;
 }

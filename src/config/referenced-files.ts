@@ -94,9 +94,9 @@ async function absent(path: string): Promise<boolean> {
 
 /**
  * Whether `run` would start on an SVID stored in `dir` for `spiffeId` without its join token:
- * as bootstrap.ts decides, one with any life left, more than a second, renewed over mTLS with
- * itself when it is too near its end to serve (review: the default 10 % had check ask for a
- * token in an SVID's last tenth of life, which run does not need).
+ * as bootstrap.ts decides, one with any life left, more than a second, renewed with itself
+ * when it is too near its end to serve (review: the default 10 % had check ask for a token in
+ * an SVID's last tenth of life, which run does not need).
  */
 async function startsOnStored(dir: string, spiffeId: string): Promise<{ starts: boolean; passedOver?: string }> {
   const store = new DiskStore(dir, pino({ enabled: false }));

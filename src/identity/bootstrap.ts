@@ -168,7 +168,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     try {
       return await client.sign({ spiffeId, auth: { svid: current }, ...ttl });
     } catch (err) {
-      if (!(err instanceof CaRefusedError && err.caError === 'bad_svid')) throw err;
+      // unauthenticated: a CA of an earlier version, which takes no SVID proof (mixed versions)
+      if (!(err instanceof CaRefusedError && (err.caError === 'bad_svid' || err.caError === 'unauthenticated'))) throw err;
       logger.warn(`the CA no longer accepts the current SVID (${err.message}); using the join token`);
       return withToken();
     }
@@ -187,8 +188,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     svid = await bundleBeforeStart(svid, client, persist, logger);
   }
   if (!svid) {
-    // one still valid but too close to its end to serve without asking: renewed over mTLS with
-    // it, as the renewal loop would have (a join token is often spent or expired by then: a
+    // one still valid but too close to its end to serve without asking: renewed with it (its
+    // proof), as the renewal loop would have (a join token is often spent or expired by then: a
     // restart after a CA outage of a few hours would otherwise need a new one)
     // (the first load has said why no set is used as stored: this one says nothing more)
     const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0, quiet: true });

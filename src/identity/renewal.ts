@@ -37,7 +37,7 @@ export const MIN_STALE_RENEWAL_MS = 1_000;
 
 export interface RenewalOptions {
   readonly identity: WorkloadIdentity;
-  /** Gets a new validated SVID, e.g. from the CA over mTLS with `current`. */
+  /** Gets a new validated SVID, e.g. from the CA with `current` proven on the connection. */
   readonly obtain: (current: Svid) => Promise<Svid>;
   /** Stores the new SVID before it is swapped in (the swap goes ahead whatever the outcome: bootstrap's retries failed saves). */
   readonly persist?: (svid: Svid) => Promise<void>;

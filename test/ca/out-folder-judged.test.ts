@@ -1,9 +1,10 @@
-// `ca issue --out` makes its missing folders one part at a time, each judged first (src/ca/
-// out-path.ts makeOutFolder): a recursive mkdir made them through whatever another user had put
-// on the way, so root running `ca issue --out /tmp/theirs/svid` wrote the SVID's key into a folder
-// that user owns, or where their link in /tmp led. Refused in one line before anything is signed;
-// a path of our own in the same sticky folder is still made. As root with a real CLI run (a link
-// and a folder of another user, uid 65534).
+// `ca issue --out` is judged, and its missing folders made one part at a time, each judged first
+// (src/ca/out-path.ts makeOutFolder): a recursive mkdir made them through whatever another user
+// had put on the way, so root running `ca issue --out /tmp/theirs/svid` wrote the SVID's key into
+// a folder that user owns, or where their link in /tmp led; an existing folder of theirs, or their
+// link to one of ours, too. Refused in one line before anything is signed; a path of our own in
+// the same sticky folder is still made. As root with a real CLI run (a link and a folder of
+// another user, uid 65534); and a path with `..` after a missing part.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -39,9 +40,36 @@ t.test('ca issue --out through another user\'s folder or link in a sticky folder
   }
   t.same(await readdir(theirs), [], 'nothing made in their folder');
   t.same(await readdir(victim), [], 'nothing made where their link leads');
+  // the folder itself theirs, or their link to a folder of ours that exists: judged all the same
+  // (a re-review: the key and a bundle.pem they then swapped for their own root went into theirs,
+  // and ours took the files through their link)
+  const ours = join(base, 'ours');
+  await mkdir(ours, { mode: 0o700 });
+  const toOurs = join(sticky, 'to-ours');
+  await symlink(ours, toOurs);
+  await lchown(toOurs, 65534, 65534);
+  for (const [out, owner] of [[theirs, theirs], [toOurs, toOurs]] as const) {
+    const run = await cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', out, '--ttl', '1h']);
+    t.equal(run.code, 1, `${out}, existing: exit 1`);
+    t.equal(run.stderr, `meshcar: ${out}: not made, since another user could change where it leads (${owner} is owned by uid 65534, in ${sticky}, which group and others may write (mode 1777)); choose a folder only you (or root) can change\n`, 'one line saying why');
+  }
+  t.same(await readdir(theirs), [], 'nothing written in their existing folder');
+  t.same(await readdir(ours), [], 'nothing written where their link to our folder leads');
   const own = join(sticky, 'own', 'svid');
   const made = await cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', own, '--ttl', '1h']);
   t.equal(made.code, 0, made.stderr);
   t.same((await readdir(own)).sort(), ['bundle.pem', 'svid.crt', 'svid.key'], 'a path of our own in the sticky folder: made, the SVID written');
   t.equal((await stat(own)).mode & 0o7777, 0o700, 'its folder 0700');
+});
+
+// the judgement and the files' names take `..` away as text, the kernel through the part before
+// it: `missing/../certs/z` made certs/z, then failed "does not exist" (a re-review). Resolved first.
+t.test('ca issue --out x/../certs/z with x missing: the SVID is written at certs/z', async (t) => {
+  const base = t.testdir();
+  const ca = join(base, 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  // (as typed: join() would take the `..` away itself)
+  const run = await cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', `${base}/x/../certs/y/../z`, '--ttl', '1h']);
+  t.equal(run.code, 0, run.stderr);
+  t.same((await readdir(join(base, 'certs', 'z'))).sort(), ['bundle.pem', 'svid.crt', 'svid.key']);
 });

@@ -1,5 +1,7 @@
 // obtainIdentity end to end against the real CA server: join token on first start, renewal
-// over mTLS, persistence, and a restart that reuses the stored SVID without the token.
+// with the SVID proven on its connection, persistence, and a restart that reuses the stored SVID
+// without the token; against a CA of an earlier version (which takes no SVID proof), the
+// renewal asks again with the join token.
 
 import t from 'tap';
 import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -7,8 +9,13 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { startTestCa } from '../helpers/ca.js';
-import { caToken } from '../../src/ca/commands.js';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createPublicKey } from 'node:crypto';
+import { callCa, startTestCa } from '../helpers/ca.js';
+import { caToken, openAuthority } from '../../src/ca/commands.js';
+import { caSpiffeId } from '../../src/identity/spiffe-id.js';
+import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
 import { STORE_FILES } from '../../src/identity/disk-store.js';
 import type { Svid } from '../../src/identity/svid.js';
@@ -52,7 +59,7 @@ t.test('obtainIdentity with the real CA', async (t) => {
   t.equal((await stat(join(options.dir, STORE_FILES.key))).mode & 0o777, 0o600);
   t.equal(await readFile(join(options.dir, STORE_FILES.key), 'utf8'), first.privateKeyPem, 'persisted');
 
-  // renewal goes to the CA over mTLS (the single-use token is spent) and is persisted
+  // renewal goes to the CA with the SVID (the single-use token is spent) and is persisted
   const [renewed] = (await once(running.identity, 'rotated')) as [Svid];
   t.not(renewed.serialHex, first.serialHex);
   t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'svid'), 'renewed with the SVID as credential');
@@ -70,7 +77,7 @@ t.test('obtainIdentity with the real CA', async (t) => {
   await t.rejects(obtainIdentity(options), { code: 'identity_invalid', message: /cannot read the join token file .*orders\.token/ });
 });
 
-t.test('a restart with a stored SVID in its last tenth of life renews it over mTLS: no join token needed', async (t) => {
+t.test('a restart with a stored SVID in its last tenth of life renews it with itself: no join token needed', async (t) => {
   const { ca, work, tokenPath } = await caWithToken(t);
   // 15 s leaves, backdated 1.5 s; the renewal window late (97%) so the running sidecar does not renew first
   const options = { spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, ttlMs: 15_000, renewal: { from: 0.97, to: 0.97 }, logger };
@@ -116,4 +123,48 @@ t.test('the CA out of reach at a restart: a stored SVID serves, also one near it
   t.teardown(() => late.stop());
   t.equal(late.identity.current().serialHex, stored.serialHex, 'started with the stored SVID near its end');
   t.ok(lines.some((l) => /the CA is out of reach .*starting with the stored SVID, which expires soon/.test(l.msg ?? '')), 'and says so');
+});
+
+// A CA of an earlier meshcar version renewed by client certificate and refuses any other
+// Authorization than Bearer (401 unauthenticated): in a fleet upgraded sidecars first, a renewal
+// asks again with the join token at once, rather than failing until the SVID's last second.
+// Played by a server with the CA's certificate that answers an SVID proof as such a CA did and
+// passes a token's request on to the real CA.
+t.test('a CA that answers an SVID proof 401 unauthenticated (an earlier version): the renewal uses the join token', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
+  t.teardown(async () => {
+    await ca.close();
+    await rm(work, { recursive: true, force: true });
+  });
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, false)}\n`, { mode: 0o600 });
+  const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const keys = await generateWorkloadKey();
+  const authority = await openAuthority(ca.dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const own = await authority.issue(caSpiffeId('mesh.local'), createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }), undefined, ['127.0.0.1']);
+  const seen: string[] = [];
+  const old = https.createServer({ key: keys.privateKeyPem, cert: own.chain }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const authorization = req.headers.authorization ?? '';
+      seen.push(authorization.split(' ')[0] ?? '');
+      if (!/^bearer /i.test(authorization)) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'unauthenticated', message: 'the Authorization header must be "Bearer <join token>"' }));
+        return;
+      }
+      void callCa(ca.server.url, { method: 'POST', path: req.url ?? '/', ca: bundle, headers: { authorization }, body: Buffer.concat(chunks) }).then((answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.text));
+    });
+  });
+  old.listen(0, '127.0.0.1');
+  await once(old, 'listening');
+  t.teardown(() => old.close());
+  const url = `https://127.0.0.1:${(old.address() as AddressInfo).port}`;
+  const running = await obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, ttlMs: 6000, logger });
+  t.teardown(() => running.stop());
+  const first = running.identity.current();
+  const [renewed] = (await once(running.identity, 'rotated')) as [Svid];
+  t.not(renewed.serialHex, first.serialHex, 'renewed');
+  t.same(seen, ['Bearer', 'SVID', 'Bearer'], 'first issuance by token; the renewal by SVID, refused, then by token at once');
 });
