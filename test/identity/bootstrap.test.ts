@@ -23,8 +23,8 @@ import type { Svid } from '../../src/identity/svid.js';
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const logger = pino({ level: 'silent' });
 
-/** The real CA, a work folder and a single-use join token for orders in it; removed after the test. */
-async function caWithToken(t: Tap.Test) {
+/** The real CA, a work folder and a join token for orders in it (single-use unless said); removed after the test. */
+async function caWithToken(t: Tap.Test, singleUse = true) {
   const ca = await startTestCa({ maxTtlMs: 3_600_000 });
   const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
   t.teardown(async () => {
@@ -32,7 +32,7 @@ async function caWithToken(t: Tap.Test) {
     await rm(work, { recursive: true, force: true });
   });
   const tokenPath = join(work, 'orders.token');
-  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, true)}\n`, { mode: 0o600 });
+  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, singleUse)}\n`, { mode: 0o600 });
   return { ca, work, tokenPath };
 }
 
@@ -131,14 +131,7 @@ t.test('the CA out of reach at a restart: a stored SVID serves, also one near it
 // Played by a server with the CA's certificate that answers an SVID proof as such a CA did and
 // passes a token's request on to the real CA.
 t.test('a CA that answers an SVID proof 401 unauthenticated (an earlier version): the renewal uses the join token', async (t) => {
-  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
-  const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
-  t.teardown(async () => {
-    await ca.close();
-    await rm(work, { recursive: true, force: true });
-  });
-  const tokenPath = join(work, 'orders.token');
-  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, false)}\n`, { mode: 0o600 });
+  const { ca, work, tokenPath } = await caWithToken(t, false);
   const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
   const keys = await generateWorkloadKey();
   const authority = await openAuthority(ca.dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });

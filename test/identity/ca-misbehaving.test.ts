@@ -52,12 +52,18 @@ const EXPECTED: Record<Mode, { code: string; reason: RegExp }> = {
   'odd-retry-after': { code: 'ca_refused', reason: /refused \(503 busy\): later$/ },
 };
 
-t.test('each wrong answer is refused with its reason; the renewal keeps the SVID and its backoff', async (t) => {
+/** The real CA (closed after the test), its bundle, an SVID of orders from it, and its authority (to sign what a stand-in CA answers). */
+async function caWithFirstSvid(t: Tap.Test) {
   const ca = await startTestCa({ maxTtlMs: 3_600_000 });
   t.teardown(() => ca.close());
   const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
   const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 600_000 });
   const authority = await openAuthority(ca.dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  return { ca, bundlePem, first, authority };
+}
+
+t.test('each wrong answer is refused with its reason; the renewal keeps the SVID and its backoff', async (t) => {
+  const { bundlePem, first, authority } = await caWithFirstSvid(t);
   const { issuer, issuerCert, issuerPem } = authority.material;
   const other = await makePki(TD);
   const keys = await generateWorkloadKey();
@@ -143,11 +149,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
 // TLS 1.2 (an old one, or a proxy terminating TLS in front of it) will not change on a retry, and
 // nothing of the SVID is sent to it
 t.test('a CA that negotiates TLS 1.2: the renewal is refused as ca_mismatch, in one line, and sends no proof', async (t) => {
-  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
-  t.teardown(() => ca.close());
-  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
-  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 600_000 });
-  const authority = await openAuthority(ca.dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const { bundlePem, first, authority } = await caWithFirstSvid(t);
   const keys = await generateWorkloadKey();
   const own = await authority.issue(caSpiffeId(TD), spki(keys.publicKeyPem), undefined, ['127.0.0.1']);
   const heads: Array<string | undefined> = [];
