@@ -207,6 +207,9 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     // and a typo of one: nearer a last word than a whole command (`roo` was "run", two edits away)
     [['roo'], /^meshcar: unknown command "roo" \(did you mean "ca root"\?\)/],
     [['issu', '--dir', 'x'], /^meshcar: unknown command "issu" \(did you mean "ca issue"\?\)/],
+    // but not the two-letter group word alone at the top: `ca` was the guess for any short word (a re-review)
+    [['-c', 'orders.yaml'], /^meshcar: unknown command "-c"; run "meshcar --help"/],
+    [['ls'], /^meshcar: unknown command "ls"; run "meshcar --help"/],
     // inside a group, its own groups' words too (a re-review)
     [['ca', 'roo', 'add'], /^meshcar: unknown command "ca roo" \(did you mean "ca root"\?\); run "meshcar ca --help"/],
     // inside a group, compared without the group's own words (every ca command shared "ca "), and no guess between ties

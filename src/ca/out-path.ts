@@ -3,13 +3,17 @@
 // token, without a word: the root every sidecar trusts could sign nothing again, and the mesh
 // had to be re-rooted. `ca issue --out ca` wrote svid.key beside the CA's keys and its own
 // bundle.pem over the one the CA serves. A folder holding a CA (of this or another trust
-// domain), or inside one, is refused before anything is signed.
+// domain), or inside one, is refused before anything is signed. So is a path another user could
+// change (their folder or link on the way, or an out folder they may write): what is written
+// there would be theirs to swap.
 
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { realPathOfExisting } from '../user-paths.js';
+import { otherWriters, realPathOfExisting } from '../user-paths.js';
 import { MeshcarError } from '../errors.js';
-import { makeJudgedFolders } from '../path-trust.js';
+import { judgePath, makeJudgedFolders } from '../path-trust.js';
+import { isVolumeRootReachedOnlyHere } from '../volume-root.js';
 import { CA_FILES } from './file-names.js';
 import { STATE_FILE } from './ca-state.js';
 
@@ -79,6 +83,36 @@ export function caKeysMarker(folder: string): string | undefined {
  */
 export async function makeOutFolder(dir: string): Promise<void> {
   const judged = await makeJudgedFolders(dir, { mode: 0o700 });
-  if (judged.unsafe !== undefined) throw new MeshcarError('bad_path', `${dir}: not made, since another user could change where it leads (${judged.unsafe}); choose a folder only you (or root) can change`);
+  if (judged.unsafe !== undefined) throw new MeshcarError('bad_path', `${dir}: refused, since another user could change where it leads (${judged.unsafe}); ${OWN_FOLDER}`);
   if (!judged.complete) throw new MeshcarError('bad_path', `${dir}: it changed while its folders were made; run the command again`);
+  await refuseChangeableFolder(dir, judged.real);
+}
+
+const OWN_FOLDER = 'choose a folder only you (or root) can change';
+
+/**
+ * `ca token --out FILE`'s folder, judged as `ca issue --out`'s is (it is not made: it must
+ * exist): through another user's folder or link the token file went where they chose, and in a
+ * folder they may write they could replace it (a re-review).
+ */
+export async function judgeTokenFolder(file: string): Promise<void> {
+  const folder = dirname(resolve(file));
+  const judged = await judgePath(folder);
+  if (judged.unsafe !== undefined) throw new MeshcarError('bad_path', `${file}: refused, since another user could change where it leads (${judged.unsafe}); ${OWN_FOLDER}`);
+  if (judged.complete) await refuseChangeableFolder(file, judged.real);
+}
+
+/**
+ * Refuses an out folder (reached safely) whose files another user could replace: one they own,
+ * or one their group or others may write, but a sticky one (/tmp: only a file's owner may rename
+ * it) and a volume's root reached only here (a Kubernetes emptyDir). What the key or token is
+ * written beside would be theirs to swap: a bundle.pem of their own root, say (a re-review).
+ */
+async function refuseChangeableFolder(out: string, real: string): Promise<void> {
+  const info = await stat(real);
+  const others = otherWriters(info, undefined, true);
+  if (others === undefined) return;
+  if ('owner' in others) throw new MeshcarError('bad_path', `${out}: refused, since ${real} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace what is written there; ${OWN_FOLDER}`);
+  if ((info.mode & 0o1000) !== 0 || (await isVolumeRootReachedOnlyHere(real, info))) return;
+  throw new MeshcarError('bad_path', `${out}: refused, since ${others.who} may write ${real} (mode ${others.mode}) and so replace what is written there; ${OWN_FOLDER}`);
 }

@@ -91,11 +91,12 @@ export const CA_COMMANDS: Record<string, Command> = {
       const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
       // given, it is a path: an empty one is a usage error (exit 2), as for ca issue
       const out = values.out === undefined ? undefined : required(values, 'out');
-      const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
+      const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder, judgeTokenFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
       // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
       if (out !== undefined) {
         refuseOutInCaFolder(out, dirname(out), 'the token');
         await prepareOutFile(out);
+        await judgeTokenFolder(out);
       }
       const token = await caToken(...args);
       if (out !== undefined) {

@@ -36,11 +36,11 @@ const HELP_WORDS = ['--help', '-h', 'help'];
  * group `ca root`). A typo is matched against all of them at once, so `roo` finds `ca root` (one
  * edit) rather than `run` (two), and `issu` finds `ca issue`.
  */
-function typedForms(commands: readonly string[]): ReadonlyMap<string, string> {
+function typedForms(commands: readonly string[], fromWord: number): ReadonlyMap<string, string> {
   const forms = new Map<string, string>(commands.map((key) => [key, key]));
   for (const key of commands) {
     const words = key.split(' ');
-    for (let end = 1; end <= words.length; end++) {
+    for (let end = fromWord; end <= words.length; end++) {
       const last = words[end - 1] as string;
       if (!forms.has(last)) forms.set(last, words.slice(0, end).join(' '));
     }
@@ -48,7 +48,8 @@ function typedForms(commands: readonly string[]): ReadonlyMap<string, string> {
   return forms;
 }
 
-const TYPED_FORMS = typedForms(['--version', ...Object.keys(COMMANDS)]);
+// from the second word: `ca` alone, two letters, was the guess for any short word (`-c`, `ls`: a re-review)
+const TYPED_FORMS = typedForms(['--version', ...Object.keys(COMMANDS)], 2);
 
 /** The likely spelling of `typed` among `forms`, as what it stands for. */
 const likely = (typed: string, forms: ReadonlyMap<string, string>): string | undefined => forms.get(suggestKey(typed, [...forms.keys()]) ?? '');
@@ -225,6 +226,6 @@ function inGroup(group: string, word: string): string | undefined {
     .filter((key) => key.startsWith(`${group} `))
     .map((key) => key.slice(group.length + 1));
   // a group's own word too: `ca roo` for `ca root` (a re-review)
-  const near = likely(word, typedForms(rest));
+  const near = likely(word, typedForms(rest, 1));
   return near === undefined ? undefined : `${group} ${near}`;
 }

@@ -170,6 +170,9 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     } catch (err) {
       // unauthenticated: a CA of an earlier version, which takes no SVID proof (mixed versions)
       if (!(err instanceof CaRefusedError && (err.caError === 'bad_svid' || err.caError === 'unauthenticated'))) throw err;
+      // no token to fall back on: the CA's own refusal says why, where "no join token configured"
+      // would blame the SVID, which is valid (a re-review)
+      if (options.ca.tokenPath === undefined) throw err;
       logger.warn(`the CA no longer accepts the current SVID (${err.message}); using the join token`);
       return withToken();
     }

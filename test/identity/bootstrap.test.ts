@@ -19,6 +19,8 @@ import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
 import { STORE_FILES } from '../../src/identity/disk-store.js';
 import type { Svid } from '../../src/identity/svid.js';
+import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+import { describeError } from '../../src/errors.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const logger = pino({ level: 'silent' });
@@ -160,4 +162,12 @@ t.test('a CA that answers an SVID proof 401 unauthenticated (an earlier version)
   const [renewed] = (await once(running.identity, 'rotated')) as [Svid];
   t.not(renewed.serialHex, first.serialHex, 'renewed');
   t.same(seen, ['Bearer', 'SVID', 'Bearer'], 'first issuance by token; the renewal by SVID, refused, then by token at once');
+  running.stop();
+  // with no token configured there is nothing to fall back on: the renewal's failure is the CA's
+  // own refusal, not "no valid SVID and no join token configured" of an SVID that is valid (a re-review)
+  const without = await obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url, bundlePath: join(ca.dir, 'bundle.pem') }, ttlMs: 6000, logger });
+  t.teardown(() => without.stop());
+  const [event] = (await once(without.identity, 'renewal')) as [RenewalEvent];
+  t.equal(event.result, 'failure');
+  t.match(describeError(event.error), /refused \(401 unauthenticated\): the Authorization header must be "Bearer <join token>"/, 'the CA\'s refusal');
 });
