@@ -17,13 +17,18 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
+/** A new folder of exactly `mode` (mkdir's is narrowed by the umask). */
+async function folderWithMode(path: string, mode: number): Promise<string> {
+  await mkdir(path);
+  await chmod(path, mode);
+  return path;
+}
+
 t.test('ca issue --out through another user\'s folder or link in a sticky folder: refused, nothing made there', { skip: process.getuid?.() === 0 ? false : 'another user\'s folder and link need root (CI runs as root)' }, async (t) => {
   const base = t.testdir();
   const ca = join(base, 'ca');
   t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
-  const sticky = join(base, 'sticky');
-  await mkdir(sticky);
-  await chmod(sticky, 0o1777);
+  const sticky = await folderWithMode(join(base, 'sticky'), 0o1777);
   const victim = join(base, 'victim');
   await mkdir(victim);
   // theirs: a folder and a link of uid 65534 in the sticky folder
@@ -82,12 +87,8 @@ t.test('an out folder others may write, or another user owns: refused for ca iss
   await chmod(base, 0o755);
   const ca = join(base, 'ca');
   t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
-  const team = join(base, 'team');
-  await mkdir(team);
-  await chmod(team, 0o775);
-  const open = join(base, 'open');
-  await mkdir(open);
-  await chmod(open, 0o777);
+  const team = await folderWithMode(join(base, 'team'), 0o775);
+  const open = await folderWithMode(join(base, 'open'), 0o777);
   const alices = join(base, 'alices');
   await mkdir(alices);
   await chown(alices, 65534, 65534);
@@ -105,9 +106,7 @@ t.test('an out folder others may write, or another user owns: refused for ca iss
     t.same(await readdir(folder), [], 'nothing written there');
   }
   // their link on the way to a token file, in a sticky folder
-  const sticky = join(base, 'sticky');
-  await mkdir(sticky);
-  await chmod(sticky, 0o1777);
+  const sticky = await folderWithMode(join(base, 'sticky'), 0o1777);
   const link = join(sticky, 'L');
   await symlink(join(base, 'ours'), link);
   await mkdir(join(base, 'ours'), { mode: 0o700 });
