@@ -48,9 +48,10 @@ export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 /**
  * No session tickets, and so no resumption (Node keeps no server-side session cache unless
  * asked): a CA is called rarely, a full handshake costs little, and each connection gets its
- * own exporter value for the SVID proofs made on it. Passed again on every setSecureContext, which would otherwise drop it. The
- * rest is the sidecars' TLS (tls-contexts.ts): no renegotiation, and on TLS 1.2 only ECDHE
- * with an AEAD cipher, where Node's default list still offers CBC suites.
+ * own exporter value for the SVID proofs made on it. Passed again on every setSecureContext,
+ * which would otherwise drop it. The rest is the sidecars' TLS (tls-contexts.ts): no
+ * renegotiation, and on TLS 1.2 only ECDHE with an AEAD cipher, where Node's default list
+ * still offers CBC suites.
  */
 const TLS_OPTIONS = Object.freeze({ ...TLS_POLICY, secureOptions: TLS_POLICY.secureOptions | cryptoConstants.SSL_OP_NO_TICKET });
 

@@ -19,10 +19,10 @@ import { createPrivateKey, sign, verify, type KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { pemBlocks } from './pem.js';
 
-export const SVID_PROOF_SCHEME = 'SVID';
+const SVID_PROOF_SCHEME = 'SVID';
 
 /** Certificates one proof may carry: leaf, issuer, and a root rotation's cross certificate (3), one spare. */
-export const MAX_PROOF_CERTIFICATES = 4;
+const MAX_PROOF_CERTIFICATES = 4;
 
 /** The exporter's label (RFC 8446 §7.5: labels of private use start with "EXPORTER-"). */
 const EXPORTER_LABEL = 'EXPORTER-meshcar-svid-proof';
