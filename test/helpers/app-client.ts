@@ -194,12 +194,3 @@ export async function startHttpApp(handle: (req: http.IncomingMessage, res: http
   });
   return app;
 }
-
-/** A port nothing listens on (just let go by a server of ours). */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

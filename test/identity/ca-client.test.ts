@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { impostor, startTestCa } from '../helpers/ca.js';
 import { makePki } from '../helpers/pki.js';
+import { freePort } from '../helpers/process.js';
 import { caToken, openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { CaClient, CaRefusedError } from '../../src/identity/ca-client.js';
@@ -101,10 +102,7 @@ t.test('CaClient against the real CA server', async (t) => {
   });
 
   t.test('nothing listening, or a server that never answers', async (t) => {
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const closedPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const closedPort = await freePort();
     const down = new CaClient({ url: `https://127.0.0.1:${closedPort}`, trustDomain: TD, bundlePem, logger });
     t.match(await rejection(down.sign({ spiffeId: ORDERS, auth: { token: 'x' } })), { code: 'ca_unreachable', message: /ECONNREFUSED/ });
 

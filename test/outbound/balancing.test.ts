@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import { defaultHandler, makePki, request, sleep, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
 import { load, startBalanced } from '../helpers/outbound-balance-fixture.js';
 import { memoryLogger } from '../helpers/ca.js';
+import { freePort } from '../helpers/process.js';
 import { initialLoad, loadCost, observeLatency } from '../../src/outbound/balancer.js';
 
 const slowBy = (ms: number): H2Handler => (stream, headers, flags) => {
@@ -40,18 +41,6 @@ async function closeAll(servers: UpstreamServer[]): Promise<void> {
   for (const s of servers) await s.close();
 }
 
-/**
- * A port nothing listens on, for a test that then starts a server on that very port: the
- * config must name it before anything can listen there, so it cannot be bound on port 0 and
- * read back. (Another test could take it in between; the window is a few milliseconds.)
- */
-async function closedPort(): Promise<number> {
-  const server = http.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const NO_EJECTION = { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 };
 
@@ -362,7 +351,9 @@ t.test('ejection escalates: one failure on probation ejects again for twice as l
 t.test('a closed port is ejected; a server started on it serves after the ejection ends', async (t) => {
   const pki = await makePki(TD);
   const good = [await startUpstream(pki), await startUpstream(pki)];
-  const port = await closedPort();
+  // the config names this port before anything listens there; freePort draws it below the
+  // ephemeral range, so no client socket of a test beside this one takes it before the revival
+  const port = await freePort();
   const fx = await startBalanced(pki, {
     ports: [good[0]!.port, port, good[1]!.port],
     outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 300, maxEjectionMs: 5000, maxEjectionPercent: 50 },

@@ -11,14 +11,7 @@ import { makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil } 
 import type { LookupAll } from '../../src/outbound/index.js';
 import { pino } from 'pino';
 import { EndpointSet, type UpstreamEndpoint } from '../../src/outbound/endpoints.js';
-
-async function closedPort(): Promise<number> {
-  const server = http.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../helpers/process.js';
 
 t.test('requests spread across two endpoints', async (t) => {
   const pki = await makePki(TD);
@@ -42,7 +35,7 @@ t.test('requests spread across two endpoints', async (t) => {
 t.test('a refusing endpoint: skipped beside a good one, 503 upstream_unavailable alone', async (t) => {
   const pki = await makePki(TD);
   const good = await startUpstream(pki);
-  const dead = await closedPort();
+  const dead = await freePort();
   const fx = await startOutbound(pki, [
     { name: 'mixed', endpoints: [`127.0.0.1:${dead}`, `127.0.0.1:${good.port}`] },
     { name: 'ghost', endpoints: [`127.0.0.1:${dead}`] },
