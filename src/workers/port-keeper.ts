@@ -1,4 +1,6 @@
-// The listen ports while no worker holds them (workers > 1): the primary binds them itself.
+// The listen ports while no worker holds them (workers > 1): the primary binds them itself,
+// from the start (a port 0 picked before the first fork, shared-ports.ts) and whenever every
+// worker is gone.
 //
 // node:cluster binds a shared listener in the primary when the first worker asks to listen and
 // closes it when the last such worker is gone. Every worker dead at once (a crash, a kill, a
@@ -23,6 +25,7 @@ import net from 'node:net';
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Address } from './messages.js';
+import type { HeldPort } from './shared-ports.js';
 
 interface ClusterMessage {
   readonly cmd?: unknown;
@@ -64,6 +67,14 @@ export class PortKeeper {
   gone(worker: Worker): void {
     if (!this.binding.delete(worker.id) || this.binding.size > 0 || this.stopped) return;
     this.hold();
+  }
+
+  /** Ports the primary picked and bound before the first fork (shared-ports.ts): held until a worker asks for them, as the others are. */
+  adopt(picked: readonly HeldPort[]): void {
+    for (const { port, server } of picked) {
+      if (this.stopped) server.close();
+      else this.held.push(Object.assign(server, { port }));
+    }
   }
 
   /** The sidecar stops: the ports go with it. */

@@ -126,8 +126,11 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   }
 
   async start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
-    // a listen port 0 is picked here, once, and bound by number in every worker (shared-ports.ts)
-    this.ports = await pickSharedPorts(config.config);
+    // a listen port 0 is picked here, once, and bound by number in every worker; the primary
+    // holds it until the first worker asks for it (shared-ports.ts)
+    const picked = await pickSharedPorts(config.config);
+    this.ports = picked.ports;
+    this.keeper.adopt(picked.held);
     // a stop (SIGTERM) that came during the pick found no worker to close: none is forked now,
     // and the sidecar's start ends with the stop's reason (sidecar.ts unlessStopped)
     if (this.stopping) return {};

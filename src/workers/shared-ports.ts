@@ -4,9 +4,13 @@
 // it once its last worker exits: replacements that asked for port 0 again, after every worker
 // had died at once (or in a crash loop), got a new port, while /ready said 200 and the port
 // announced at start refused every connection. The config itself keeps port 0 (a reload
-// compares it with the file); only the bind uses the picked port. The port is free when picked
-// and let go at once: a process that takes it before the first worker binds fails the start
-// (listen_failed), as a busy configured port does.
+// compares it with the file); only the bind uses the picked port.
+//
+// The primary keeps the picked port bound until the first worker asks node:cluster to listen
+// there (the port keeper lets it go in that turn, port-keeper.ts). Let go at once, as it was, the
+// port stayed free for the workers' whole start (a fork, loading, the config: hundreds of ms),
+// and a port-0 bind or a client socket elsewhere on the host could take it meanwhile: the start
+// failed with listen_failed (a CI run lost a sidecar start to exactly that).
 
 import net from 'node:net';
 import type { SidecarConfig } from '../config/sidecar-config.js';
@@ -19,28 +23,46 @@ export interface ListenPorts {
   readonly outbound?: number;
 }
 
-/** A port free on `listen`'s host now: bound on port 0 and let go; `side` names whose listen it is. */
-async function freePortOn(listen: HostPort, side: 'inbound' | 'outbound'): Promise<number> {
-  const server = net.createServer();
+/** A picked port, still bound by the primary until a worker asks for it. */
+export interface HeldPort {
+  readonly port: number;
+  readonly server: net.Server;
+}
+
+/** The ports picked for the workers (per side) and the listeners holding them meanwhile. */
+export interface PickedPorts {
+  readonly ports: ListenPorts;
+  readonly held: readonly HeldPort[];
+}
+
+/** A port free on `listen`'s host, bound on port 0 and held; `side` names whose listen it is. */
+async function holdFreePortOn(listen: HostPort, side: 'inbound' | 'outbound'): Promise<HeldPort> {
+  // nothing knows the port before the start reports it: whatever connects is closed unread
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     // the same words as the side's own bind would say (an address this host does not have)
     server.once('error', (err) => reject(listenFailed(`${side} cannot listen on ${formatHostPort(listen)} (${side}.listen)`, err)));
     server.listen({ host: listen.host, port: 0, exclusive: true }, resolve);
   });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return { port: (server.address() as net.AddressInfo).port, server };
 }
 
-/** For each side whose listen port is 0, a port picked now; the others as configured (absent). */
-export async function pickSharedPorts(config: SidecarConfig): Promise<ListenPorts> {
-  const [inbound, outbound] = await Promise.all(
+/** For each side whose listen port is 0, a port picked and held now; the others as configured (absent). */
+export async function pickSharedPorts(config: SidecarConfig): Promise<PickedPorts> {
+  const picks = await Promise.allSettled(
     (['inbound', 'outbound'] as const).map((key) => {
       const side = config[key];
-      return side && side.listen.port === 0 ? freePortOn(side.listen, key) : undefined;
+      return side && side.listen.port === 0 ? holdFreePortOn(side.listen, key) : undefined;
     }),
   );
-  return { ...(inbound !== undefined ? { inbound } : {}), ...(outbound !== undefined ? { outbound } : {}) };
+  const held = picks.flatMap((pick) => (pick.status === 'fulfilled' && pick.value ? [pick.value] : []));
+  const failed = picks.find((pick) => pick.status === 'rejected');
+  if (failed) {
+    for (const { server } of held) server.close();
+    throw failed.reason;
+  }
+  const [inbound, outbound] = picks.map((pick) => (pick.status === 'fulfilled' ? pick.value?.port : undefined));
+  return { ports: { ...(inbound !== undefined ? { inbound } : {}), ...(outbound !== undefined ? { outbound } : {}) }, held };
 }
 
 /** `listen` with the picked port in place of 0 (as it is otherwise). */

@@ -4,6 +4,7 @@
 // worker, so a few of them reach every worker).
 
 import http2 from 'node:http2';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import type tap from 'tap';
 import { startMeshCa, type MeshCa, type RunningSidecar } from './mesh.js';
 import { startEchoApp, type TestApp } from './apps.js';
@@ -87,4 +88,24 @@ export async function terminated(sidecar: RunningSidecar): Promise<{ code: numbe
   sidecar.process.child.kill('SIGTERM');
   const code = await sidecar.process.exited();
   return { code, took: Date.now() - started };
+}
+
+/** The TCP ports process `pid` listens on (IPv4 and IPv6), read from /proc: its socket fds matched with the kernel's LISTEN sockets. */
+export async function listeningPortsOf(pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) inodes.add(inode);
+  }
+  const ports = new Set<number>();
+  for (const table of ['tcp', 'tcp6']) {
+    const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8');
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st ... inode: st 0A is LISTEN
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === '0A' && inodes.has(fields[9] ?? '')) ports.add(parseInt(fields[1]!.split(':')[1]!, 16));
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
 }

@@ -5,10 +5,16 @@
 // said 200, and the port announced at start refused every connection (a hunt). The primary
 // now picks the port before it forks, and every worker binds it by number
 // (src/workers/shared-ports.ts): both workers killed together, the same port serves again.
+// The primary also holds each picked port until a worker asks node:cluster to listen on it: let
+// go at once, it was free for the workers' whole start, and a CI run lost a start to a socket
+// that took it meanwhile (EADDRINUSE, listen_failed).
 
 import t from 'tap';
-import { startSidecar, waitFor } from '../helpers/mesh.js';
-import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
+import net from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { launchSidecar, startSidecar, waitFor } from '../helpers/mesh.js';
+import { listeningPortsOf, probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
 
@@ -30,4 +36,34 @@ t.test('workers: 2, listen port 0: both workers killed at once, their replacemen
   const statuses = await Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(sidecar.inboundPort, fx.probe)).status));
   t.same(statuses, [200, 200, 200, 200], 'the port announced at start serves again, through either replacement');
   t.notOk(proc.lines.some((l) => l.msg === 'a worker listens on other addresses than the first one'), 'every worker on the same address');
+});
+
+/** Whether a server of this process could bind 127.0.0.1:`port` now (it is let go at once). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+t.test('workers: 2, listen port 0: the primary holds the picked ports until the workers bind them', { timeout: 60_000 }, async (t) => {
+  const gated = fileURLToPath(new URL('../fixtures/gated-start-worker.cjs', import.meta.url));
+  const upstreams = [{ name: 'payments', endpoints: [`127.0.0.1:${fx.app.port}`], identity: 'spiffe://mesh.local/svc/payments' }];
+  const launched = await launchSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, upstreams, extraYaml: 'workers: 2', nodeArgs: ['--require', gated] });
+  t.teardown(() => launched.stop('SIGKILL'));
+  const proc = launched.process;
+  if (!proc) throw new Error('the sidecar runs as a process of its own');
+  // both workers wait at their load: the primary listens on its admin port and on the two it picked
+  let held: number[] = [];
+  const picked = async () => {
+    held = (await listeningPortsOf(proc.child.pid as number)).filter((port) => port !== launched.adminPort);
+    return held.length === 2;
+  };
+  await waitFor(picked, 5_000, 'the primary listening on two picked ports while no worker has started', proc);
+  t.same(await Promise.all(held.map(bindable)), [false, false], `nothing else can bind them meanwhile (${held.join(', ')})`);
+  await writeFile(`${launched.configFile}.workers-gate`, '');
+  const sidecar = await launched.ready(30_000);
+  t.same([sidecar.inboundPort, sidecar.outboundPort].sort((a, b) => a - b), held, 'the workers listen on the ports held for them');
+  t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200, 'the inbound serves');
 });
