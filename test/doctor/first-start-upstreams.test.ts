@@ -7,11 +7,10 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { startSidecar, type RunningSidecar } from '../helpers/mesh.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
+import { freePort } from '../helpers/process.js';
 import type { CheckResult } from '../../src/doctor/index.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -50,12 +49,7 @@ t.test('an endpoint serving another service: ✗ before the first start', async 
 });
 
 t.test('an endpoint nothing listens on, and one that is a TLS server without h2 (the CA)', async (t) => {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const closed = (server.address() as net.AddressInfo).port;
-  server.close();
-  await once(server, 'close');
+  const closed = await freePort();
   const refused = await doctor(`127.0.0.1:${closed}`, ORDERS);
   t.equal(refused.code, 1);
   t.match(refused.checks.find((c) => c.name.startsWith('upstream orders')), { status: 'fail', message: 'nothing listening (ECONNREFUSED)', fix: /start the orders sidecar/ });

@@ -6,10 +6,9 @@
 // identity.ca.url is a loopback port the test bound and closed: every connection is refused.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
 import { launchSidecar, type LaunchedSidecar } from '../helpers/mesh.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
+import { freePort } from '../helpers/process.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin } from '../../src/doctor/local.js';
 import { formatResult } from '../../src/doctor/result.js';
@@ -22,21 +21,10 @@ interface StartingView {
   renewalFailing?: { failures: number; since: string; lastError: string } | null;
 }
 
-/** A loopback port nothing listens on any more: bound, read back, closed. */
-async function refusingPort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 const viewOf = async (sidecar: LaunchedSidecar): Promise<StartingView> => JSON.parse((await sidecar.admin('/identity')).body) as StartingView;
 
 t.test('first start, CA refusing connections: /identity and doctor say why the sidecar is not ready', async (t) => {
-  const caPort = await refusingPort();
+  const caPort = await freePort();
   const sidecar = await launchSidecar(mesh.ca, { service: 'lonely', caUrl: `https://127.0.0.1:${caPort}`, inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, namedPorts: true });
   t.teardown(() => sidecar.stop('SIGKILL'));
 

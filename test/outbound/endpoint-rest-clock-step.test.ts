@@ -6,24 +6,15 @@
 // (helpers/movable-clock.ts); sockets and TLS are real.
 
 import t from 'tap';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 import { movableClock } from '../helpers/movable-clock.js';
+import { freePort } from '../helpers/process.js';
 import type { UpstreamAddressView } from '../../src/outbound/upstreams-view.js';
 
 const HOUR = 3_600_000;
 const BACKOFF_MS = 1000;
-
-/** A port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 type Outbound = Awaited<ReturnType<typeof startBalanced>>['outbound'];
 const addressOf = (outbound: Outbound, port: number): UpstreamAddressView | undefined => outbound.upstreams()[0]?.addresses.find((a) => a.address === `127.0.0.1:${port}`);
