@@ -13,8 +13,9 @@
 // once (in the same turn as node:cluster's close), refusing what connects meanwhile (closed
 // before any byte: the caller connects again, as to a restarting process); and when a worker
 // asks to listen (node:cluster's internal 'queryServer' message, watched as
-// untaken-connections.ts watches 'newconn'), it lets go of that port in that same turn:
-// node:cluster binds it a tick later (its listen looks the host up first). Two sockets, one after the other: at each
+// untaken-connections.ts watches 'newconn'), it lets go of that port in that same turn, before
+// node:cluster's own listener binds it (at once with the scheduling policy "none", a tick later
+// with round robin, whose listen looks the host up first). Two sockets, one after the other: at each
 // hand-over the port is free for that moment (a scheduling slice on a busy host), and a process
 // trying to bind without pause can still hit it (the test's thief, one try a millisecond, did
 // in about half the runs of a kill of both workers); the minute of a crash loop and the second
@@ -51,8 +52,11 @@ export class PortKeeper {
 
   /** Watches `worker`'s asks to listen (call it right after cluster.fork()). */
   watch(worker: Worker): void {
-    const proc = worker.process as unknown as { on(event: 'internalMessage', listener: (message: unknown) => void): void };
-    proc.on('internalMessage', (message) => {
+    const proc = worker.process as unknown as { prependListener(event: 'internalMessage', listener: (message: unknown) => void): void };
+    // before node:cluster's own listener, added at the fork: with its scheduling policy "none"
+    // (NODE_CLUSTER_SCHED_POLICY) it binds in that listener, in the same turn, and met the
+    // port still held (EADDRINUSE: every start with a port 0 failed)
+    proc.prependListener('internalMessage', (message) => {
       if (!isQueryServer(message) || worker.isDead()) return;
       this.binding.add(worker.id);
       // the port it asks for only: a worker asks for its outbound port, and for its inbound one
@@ -72,8 +76,14 @@ export class PortKeeper {
   /** Ports the primary picked and bound before the first fork (shared-ports.ts): held until a worker asks for them, as the others are. */
   adopt(picked: readonly HeldPort[]): void {
     for (const { port, server } of picked) {
-      if (this.stopped) server.close();
-      else this.held.push(Object.assign(server, { port }));
+      if (this.stopped) {
+        server.close();
+        continue;
+      }
+      // an accept that fails (EMFILE) is said, and the port stays held: unheard, the second such
+      // error would end the primary
+      server.on('error', (err: NodeJS.ErrnoException) => this.logger.warn({ port, code: err.code }, `the primary holding port ${port} for the workers: ${err.message}`));
+      this.held.push(Object.assign(server, { port }));
     }
   }
 

@@ -22,7 +22,7 @@ import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type WorkerUpstreams } from './cluster-views.js';
-import { isOurs, isToPrimary, svidMaterial, WORKER_COUNT_ENV, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { isOurs, isToPrimary, svidMaterial, WORKER_COUNT_ENV, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { PrimaryBooks, type Listening } from './primary-books.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
@@ -35,7 +35,7 @@ import { EXIT_GRACE_MS, ExitWaits, workerDrainTimeout } from './worker-exits.js'
 import { closeUntakenConnections } from './untaken-connections.js';
 import { describePrepareDeadline, prepareDeadlineMs } from './prepare-deadline.js';
 import { workerCount } from './worker-count.js';
-import { pickSharedPorts, type ListenPorts } from './shared-ports.js';
+import { boundAt, pickSharedPorts, type ListenPorts } from './shared-ports.js';
 import { PortKeeper } from './port-keeper.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
@@ -108,7 +108,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
     this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
-    this.keeper = new PortKeeper(logger, () => [this.addresses?.inbound, this.addresses?.outbound].filter((a) => a !== undefined));
+    this.keeper = new PortKeeper(logger, () => this.listenAddresses());
     this.restarts = new WorkerRestarts({
       logger,
       fork: () => this.fork(),
@@ -307,6 +307,21 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       case 'meshcar:answer':
         return this.asks.answered(worker, message);
     }
+  }
+
+  /**
+   * The addresses the workers listen on, as the first listening one said; before any has, as
+   * configured, with the ports picked for a port 0 (every worker gone before the first said
+   * left the keeper nothing to hold).
+   */
+  private listenAddresses(): Address[] {
+    if (this.addresses) return [this.addresses.inbound, this.addresses.outbound].filter((a) => a !== undefined);
+    const config = this.current?.config;
+    if (config === undefined) return [];
+    return (['inbound', 'outbound'] as const).flatMap((side) => {
+      const listen = config[side]?.listen;
+      return listen ? [boundAt(listen, this.ports[side])] : [];
+    });
   }
 
   private onListening(worker: Worker, addresses: Listening): void {

@@ -41,8 +41,13 @@ async function holdFreePortOn(listen: HostPort, side: 'inbound' | 'outbound'): P
   const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     // the same words as the side's own bind would say (an address this host does not have)
-    server.once('error', (err) => reject(listenFailed(`${side} cannot listen on ${formatHostPort(listen)} (${side}.listen)`, err)));
-    server.listen({ host: listen.host, port: 0, exclusive: true }, resolve);
+    const refused = (err: Error) => reject(listenFailed(`${side} cannot listen on ${formatHostPort(listen)} (${side}.listen)`, err));
+    server.once('error', refused);
+    server.listen({ host: listen.host, port: 0, exclusive: true }, () => {
+      // later errors (a failed accept) are the port keeper's to hear (adopt)
+      server.off('error', refused);
+      resolve();
+    });
   });
   return { port: (server.address() as net.AddressInfo).port, server };
 }

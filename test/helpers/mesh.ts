@@ -151,6 +151,8 @@ export interface SidecarSpec {
   readonly codec?: 'meshcar' | 'node';
   /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */
   readonly nodeArgs?: readonly string[];
+  /** Variables added to the environment of the sidecar's process (e.g. NODE_CLUSTER_SCHED_POLICY). */
+  readonly env?: Readonly<Record<string, string>>;
   /** How long the sidecar may take to listen on its admin port, and then to be ready; default 20 s each (a large spec is compiled first). */
   readonly startTimeoutMs?: number;
   /** log.level (default info). */
@@ -243,7 +245,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(ca.dir, `${name}.yaml`);
   await writeFile(configFile, `${lines.join('\n')}\n`);
-  const proc = startMeshcar(['run', '--config', configFile], { nodeArgs: spec.nodeArgs ?? [] });
+  const proc = startMeshcar(['run', '--config', configFile], { nodeArgs: spec.nodeArgs ?? [], ...(spec.env ? { env: spec.env } : {}) });
   const stop = (signal?: NodeJS.Signals) => proc.stop(signal);
   const portOf = (address: unknown) => Number((address as { port?: unknown } | undefined)?.port ?? 0);
   let adminPort: number;

@@ -14,6 +14,7 @@ import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { Sidecar } from '../../src/sidecar.js';
 import { makePki, request, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import { frontendFilesHead } from '../helpers/files-frontend.js';
+import { freePort } from '../helpers/process.js';
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -109,10 +110,7 @@ t.test('a removed upstream leaves no ejected-endpoints series behind', async (t)
   const upstream = await startUpstream(pki);
   t.teardown(() => upstream.close());
   // a port nothing listens on: its connect fails, and one failure ejects it
-  const dead = http.createServer();
-  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-  const deadPort = (dead.address() as { port: number }).port;
-  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  const deadPort = await freePort();
   const head = await frontendFilesHead(dir, pki);
   const file = join(dir, 'frontend.yaml');
   const write = (name: string) =>

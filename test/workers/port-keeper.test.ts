@@ -13,6 +13,7 @@ import tap from 'tap';
 import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 import { MAX_RESTARTS } from '../../src/workers/restart-policy.js';
+import { freePort } from '../helpers/process.js';
 
 const t = tap;
 const fx = workersFixture(t);
@@ -99,14 +100,11 @@ t.test("a worker's ask for one port lets go of that port only", async (t) => {
   const { PortKeeper } = await import('../../src/workers/port-keeper.js');
   const { EventEmitter } = await import('node:events');
   const { memoryLogger } = await import('../helpers/ca.js');
-  const ports = await Promise.all([0, 1].map(async () => {
-    const server = net.createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((r) => server.close(r));
-    return port;
-  }));
-  const [outbound, inbound] = ports as [number, number];
+  // the keeper binds them itself: drawn below the ephemeral range, where no client socket of a
+  // test beside this one takes them meanwhile
+  const outbound = await freePort();
+  let inbound = await freePort();
+  while (inbound === outbound) inbound = await freePort();
   const keeper = new PortKeeper(memoryLogger([]), () => [{ host: '127.0.0.1', port: outbound }, { host: '127.0.0.1', port: inbound }]);
   t.teardown(() => keeper.stop());
   const worker = (id: number) => Object.assign(new EventEmitter(), { id, isDead: () => false, process: new EventEmitter() });

@@ -7,7 +7,9 @@
 // (src/workers/shared-ports.ts): both workers killed together, the same port serves again.
 // The primary also holds each picked port until a worker asks node:cluster to listen on it: let
 // go at once, it was free for the workers' whole start, and a CI run lost a start to a socket
-// that took it meanwhile (EADDRINUSE, listen_failed).
+// that took it meanwhile (EADDRINUSE, listen_failed). Under node:cluster's other scheduling
+// policy (none: each worker gets the listening handle) the primary binds in the same turn as the
+// worker's ask: the hold must be let go before that.
 
 import t from 'tap';
 import net from 'node:net';
@@ -47,23 +49,25 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-t.test('workers: 2, listen port 0: the primary holds the picked ports until the workers bind them', { timeout: 60_000 }, async (t) => {
-  const gated = fileURLToPath(new URL('../fixtures/gated-start-worker.cjs', import.meta.url));
-  const upstreams = [{ name: 'payments', endpoints: [`127.0.0.1:${fx.app.port}`], identity: 'spiffe://mesh.local/svc/payments' }];
-  const launched = await launchSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, upstreams, extraYaml: 'workers: 2', nodeArgs: ['--require', gated] });
-  t.teardown(() => launched.stop('SIGKILL'));
-  const proc = launched.process;
-  if (!proc) throw new Error('the sidecar runs as a process of its own');
-  // both workers wait at their load: the primary listens on its admin port and on the two it picked
-  let held: number[] = [];
-  const picked = async () => {
-    held = (await listeningPortsOf(proc.child.pid as number)).filter((port) => port !== launched.adminPort);
-    return held.length === 2;
-  };
-  await waitFor(picked, 5_000, 'the primary listening on two picked ports while no worker has started', proc);
-  t.same(await Promise.all(held.map(bindable)), [false, false], `nothing else can bind them meanwhile (${held.join(', ')})`);
-  await writeFile(`${launched.configFile}.workers-gate`, '');
-  const sidecar = await launched.ready(30_000);
-  t.same([sidecar.inboundPort, sidecar.outboundPort].sort((a, b) => a - b), held, 'the workers listen on the ports held for them');
-  t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200, 'the inbound serves');
-});
+for (const policy of ['rr', 'none'] as const) {
+  t.test(`workers: 2, listen port 0, NODE_CLUSTER_SCHED_POLICY=${policy}: the primary holds the picked ports until the workers bind them`, { timeout: 60_000 }, async (t) => {
+    const gated = fileURLToPath(new URL('../fixtures/gated-start-worker.cjs', import.meta.url));
+    const upstreams = [{ name: 'payments', endpoints: [`127.0.0.1:${fx.app.port}`], identity: 'spiffe://mesh.local/svc/payments' }];
+    const launched = await launchSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, upstreams, extraYaml: 'workers: 2', nodeArgs: ['--require', gated], env: { NODE_CLUSTER_SCHED_POLICY: policy } });
+    t.teardown(() => launched.stop('SIGKILL'));
+    const proc = launched.process;
+    if (!proc) throw new Error('the sidecar runs as a process of its own');
+    // both workers wait at their load: the primary listens on its admin port and on the two it picked
+    let held: number[] = [];
+    const picked = async () => {
+      held = (await listeningPortsOf(proc.child.pid as number)).filter((port) => port !== launched.adminPort);
+      return held.length === 2;
+    };
+    await waitFor(picked, 5_000, 'the primary listening on two picked ports while no worker has started', proc);
+    t.same(await Promise.all(held.map(bindable)), [false, false], `nothing else can bind them meanwhile (${held.join(', ')})`);
+    await writeFile(`${launched.configFile}.workers-gate`, '');
+    const sidecar = await launched.ready(30_000);
+    t.same([sidecar.inboundPort, sidecar.outboundPort].sort((a, b) => a - b), held, 'the workers listen on the ports held for them');
+    t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200, 'the inbound serves');
+  });
+}
