@@ -17,13 +17,18 @@
 // - verified connections per caller SPIFFE ID (every ALPN, every certificate of the
 //   identity), counted from the handshake until the connection closes: beyond the cap the
 //   connection is closed before a request is read.
+// - an address whose caller's certificate chain failed verification and was costly to check:
+//   its other handshakes in progress closed, its new connections refused at accept for a while
+//   (refused-chains.ts).
 // Each refusal is counted (meshcar_inbound_connections_refused_total{reason}) and logged at warn,
 // at most one line per address or identity per 10 s.
 
 import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { performance } from 'node:perf_hooks';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
+import { addressKey, RefusedChains } from './refused-chains.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
@@ -38,7 +43,8 @@ export interface ConnectionCapLimits {
 }
 
 const kHandshakeDone = Symbol('meshcar.inbound.handshakeDone');
-type Counted = Socket & { [kHandshakeDone]?: () => void };
+const kAddressKey = Symbol('meshcar.inbound.addressKey');
+type Counted = Socket & { [kHandshakeDone]?: () => void; [kAddressKey]?: string };
 
 /** A count per key that forgets keys at zero. */
 class Counts {
@@ -62,6 +68,7 @@ export class ConnectionCaps {
   private readonly inProgress = new Set<Counted>();
   private readonly callers = new Counts();
   private readonly log = new LogPerKey();
+  private readonly refusedChains = new RefusedChains(() => performance.now());
 
   constructor(
     private readonly limits: ConnectionCapLimits,
@@ -74,6 +81,13 @@ export class ConnectionCaps {
     // the accepted TCP socket, before the TLS handshake (the server's own listener wrapped it already)
     server.on('connection', (raw: Counted) => {
       const address = raw.remoteAddress ?? 'unknown';
+      const key = addressKey(address);
+      const waitMs = this.refusedChains.refusedFor(key);
+      if (waitMs > 0) {
+        raw.destroy();
+        this.refuse('chain_refused', key, `a caller at ${key} presented a certificate chain that failed verification and was costly to check: its connections are refused for ${Math.ceil(waitMs / 1000)} s more`);
+        return;
+      }
       const open = this.handshakes.get(address);
       if (open >= this.limits.maxHandshakesPerAddress) {
         raw.destroy();
@@ -91,6 +105,7 @@ export class ConnectionCaps {
         this.inProgress.delete(raw);
       };
       raw[kHandshakeDone] = done;
+      raw[kAddressKey] = key;
       raw.once('close', done);
     });
     // before the listener's own handler, which may hand the socket on or destroy it
@@ -98,6 +113,29 @@ export class ConnectionCaps {
       const raw = (socket as TLSSocket & { _parent?: Counted | null })._parent ?? (socket as Counted);
       raw[kHandshakeDone]?.();
     });
+  }
+
+  /**
+   * A caller at `address` presented a certificate chain that failed verification and was costly
+   * to check: its other
+   * handshakes in progress are closed now (this runs before their next read: each may hold a
+   * chain as costly) and its new connections refused at accept for a while (refused-chains.ts).
+   */
+  costlyChainRefused(address: string): void {
+    const key = addressKey(address);
+    const ms = this.refusedChains.refuse(key);
+    let closed = 0;
+    for (const raw of this.inProgress) {
+      if (raw[kAddressKey] !== key) continue;
+      raw[kHandshakeDone]?.();
+      raw.destroy();
+      closed++;
+    }
+    for (let i = 0; i < closed; i++) this.observer.inboundConnectionRefused?.('chain_refused');
+    const through = this.log.take(`chain_refused_now ${key}`);
+    if (through === undefined) return;
+    const others = closed > 0 ? ` (its ${closed} other TLS handshakes in progress closed)` : '';
+    this.logger.warn({ reason: 'chain_refused', remote: address, refusedMs: ms, ...leftOutFields(through) }, `inbound: a caller at ${key} presented a certificate chain that failed verification and was costly to check (more certificates than a mesh SVID's, or keys no SVID has); new connections from there are refused for ${ms / 1000} s${others}, since checking such chains can take the CPU${leftOut(through, 'refused')}`);
   }
 
   /** The listener has maxHandshakes in progress: the one that has waited longest is closed. */

@@ -26,7 +26,8 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
-import { chainVerdictOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
+import { chainVerdictOf, presentedChainOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
+import { costlyToCheck } from './refused-chains.js';
 import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
 import { callerChains } from './caller-trust.js';
 
@@ -43,6 +44,8 @@ export interface TlsListenerOptions {
    * look at; `roots` are the new bundle's.
    */
   readonly onTrustNarrowed?: (roots: readonly X509Certificate[]) => void;
+  /** A caller's certificate chain failed verification and was costly to check (refused-chains.ts): `address` is the caller's. */
+  readonly onCostlyChainRefused?: (address: string) => void;
   /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
 }
@@ -122,6 +125,10 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
       observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, chainVerdictOf(socket) ?? err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
+    // the chain's signatures were checked, with whatever keys the caller chose (refused-chains.ts)
+    const presented = presentedChainOf(socket);
+    const address = presented !== undefined && costlyToCheck(presented) ? remoteOf(socket).address : undefined;
+    if (address !== undefined) options.onCostlyChainRefused?.(address);
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
     if (answerPlainHttp(err, socket, 'inbound')) return;
     // Node only reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT), leaving the socket

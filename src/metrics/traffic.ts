@@ -126,8 +126,8 @@ export interface TrafficObserver {
  * the listener had its maximum of them; later, more HTTP/1.1 requests pipelined
  * on it than answered.
  */
-export type InboundConnectionRefusal = 'handshake_limit' | 'handshake_total_limit' | 'caller_limit' | 'pipelined';
-const EVERY_INBOUND_CONNECTION_REFUSAL: Record<InboundConnectionRefusal, true> = { handshake_limit: true, handshake_total_limit: true, caller_limit: true, pipelined: true };
+export type InboundConnectionRefusal = 'handshake_limit' | 'handshake_total_limit' | 'caller_limit' | 'chain_refused' | 'pipelined';
+const EVERY_INBOUND_CONNECTION_REFUSAL: Record<InboundConnectionRefusal, true> = { handshake_limit: true, handshake_total_limit: true, caller_limit: true, chain_refused: true, pipelined: true };
 export const INBOUND_CONNECTION_REFUSALS = Object.keys(EVERY_INBOUND_CONNECTION_REFUSAL) as readonly InboundConnectionRefusal[];
 
 /**

@@ -7,7 +7,7 @@
 // caller's chain verdict (OpenSSL's code and text), which Node reduces to a code.
 
 import { X509Certificate } from 'node:crypto';
-import type { Server, TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, Server, TLSSocket } from 'node:tls';
 import { peerX509 } from '../pki/peer-x509.js';
 
 /** The raw DER, parsed only when a failure is described: parsing costs ~0.2 ms, on every handshake. */
@@ -46,6 +46,29 @@ function chainVerdict(socket: TLSSocket): unknown {
   return typeof verifyError !== 'function' || verifyError.call(handle);
 }
 
+/** The certificates a refused caller presented (DER, leaf first, as Node walks them from the leaf), at most MAX_KEPT_CHAIN of them. */
+const presentedChains = new WeakMap<TLSSocket, { readonly certificates: readonly Buffer[]; readonly total: number }>();
+const MAX_KEPT_CHAIN = 8;
+
+/** The certificates a caller whose chain failed verification presented: the first few (DER, leaf first) and how many in all. */
+export function presentedChainOf(socket: TLSSocket): { readonly certificates: readonly Buffer[]; readonly total: number } | undefined {
+  return presentedChains.get(socket);
+}
+
+function keepPresentedChain(socket: TLSSocket): void {
+  const certificates: Buffer[] = [];
+  const seen = new Set<object>();
+  let total = 0;
+  // the detailed form links each certificate to its issuer among those presented; a self-signed
+  // one links to itself
+  for (let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true); cert?.raw && !seen.has(cert); cert = cert.issuerCertificate) {
+    seen.add(cert);
+    total++;
+    if (certificates.length < MAX_KEPT_CHAIN) certificates.push(cert.raw);
+  }
+  presentedChains.set(socket, { certificates, total });
+}
+
 function keepRefusedCallerCertificate(this: TLSSocket): void {
   // Node destroys a caller whose chain failed before 'secureConnection', taking the certificate
   // with it: only that caller's is copied here. getPeerCertificate() builds a whole object with
@@ -56,6 +79,7 @@ function keepRefusedCallerCertificate(this: TLSSocket): void {
   if (!verdict) return;
   if (verdict instanceof Error) verdicts.set(this, verdict);
   keepPeerCertificate.call(this);
+  keepPresentedChain(this);
 }
 
 /** Why a refused caller's chain failed verification (OpenSSL's code and text); undefined when it did not, or was not seen. */
