@@ -13,12 +13,16 @@
 //
 // Costly: more certificates than a mesh SVID path (leaf, issuer, a cross-signed issuer, root),
 // or a key no SVID holds whose check costs far more than theirs (RSA above 8,192 bits or with
-// another exponent than 65537, DSA, a type Node does not name). A chain refused for what
+// another exponent than 65537, DSA, a type Node does not name); or a handshake that failed after
+// the caller had sent more than 8 KiB (a mesh caller's whole handshake is 1.5-5 KB): OpenSSL
+// checks a chain as its certificate message arrives, before the caller's proof of its key, so a
+// caller that then breaks the handshake off is never reported with its chain. A chain refused for what
 // callers of a mesh get wrong (an SVID of another CA, an expired one, a weak key) is cheap to
 // check and refused as before: a broken caller behind a NAT does not shut out the callers that
 // share its address. IPv6 addresses are keyed by their /64, which one host is usually given whole.
 
 import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { isIPv6 } from 'node:net';
 
 /** The first refusal's time; each one within FORGET_AFTER_MS of the last doubles it. */
@@ -61,6 +65,20 @@ export function costlyToCheck(chain: { readonly certificates: readonly Buffer[];
         return true;
     }
   });
+}
+
+/** More than a mesh caller sends in a whole handshake (ClientHello, certificates, the rest: 1.5-5 KB). */
+const MAX_MESH_HANDSHAKE_BYTES = 8_192;
+
+/** Whether a caller whose handshake failed with `err` had sent more than a mesh caller's whole handshake. */
+export function largeFailedHandshake(err: { code?: string }, socket: TLSSocket): boolean {
+  // plain HTTP to the TLS port: OpenSSL stopped at its first bytes, however many came with them
+  // (a request with large cookies), and nothing was checked (plain-http-answer.ts answers it)
+  if (err.code === 'ERR_SSL_HTTP_REQUEST' || err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST') return false;
+  // the accepted TCP socket counts what was read (the TLS socket over it counts nothing), and
+  // keeps the count after its close
+  const raw = (socket as TLSSocket & { _parent?: { bytesRead?: number } | null })._parent;
+  return (raw?.bytesRead ?? 0) > MAX_MESH_HANDSHAKE_BYTES;
 }
 
 /** The key an address is judged by: the address, or an IPv6 address's /64 (an IPv4-mapped one as IPv4). */

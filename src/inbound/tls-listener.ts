@@ -27,7 +27,7 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { chainVerdictOf, presentedChainOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
-import { costlyToCheck } from './refused-chains.js';
+import { costlyToCheck, largeFailedHandshake } from './refused-chains.js';
 import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
 import { callerChains } from './caller-trust.js';
 
@@ -127,7 +127,8 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     }
     // the chain's signatures were checked, with whatever keys the caller chose (refused-chains.ts)
     const presented = presentedChainOf(socket);
-    const address = presented !== undefined && costlyToCheck(presented) ? remoteOf(socket).address : undefined;
+    const costly = (presented !== undefined && costlyToCheck(presented)) || largeFailedHandshake(err, socket);
+    const address = costly ? remoteOf(socket).address : undefined;
     if (address !== undefined) options.onCostlyChainRefused?.(address);
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
     if (answerPlainHttp(err, socket, 'inbound')) return;

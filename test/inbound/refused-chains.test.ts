@@ -9,6 +9,7 @@
 // the hostile chain as a client sends it.
 
 import t from 'tap';
+import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +94,36 @@ t.test('a cheap refused chain shuts nobody out; two certificates, one of them wi
   const pems = hostile.cert.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g)!;
   t.equal(await connectFrom(fx, '127.0.0.4', { cert: pems.slice(0, 2).join(''), key: hostile.key }), 'refused in the handshake', 'a leaf and an issuer whose key no SVID has: refused');
   t.equal(await connectFrom(fx, '127.0.0.4', good), 'closed at accept', 'and its address is refused at accept');
+  t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
+});
+
+t.test('a handshake that fails after more than 8 KiB from the caller counts as costly: a chain is checked as it arrives, before the caller proves its key', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const good = { cert: (await fx.client()).chainPem, key: (await fx.client()).privateKeyPem };
+  /** A handshake record of `size` bytes of junk from `from`, on a raw socket: resolves once the server has closed it. */
+  const junkRecord = (from: string, size: number) =>
+    new Promise<void>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: from }, () => {
+        socket.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, size >> 8, size & 0xff]), Buffer.alloc(size, 0x41)]));
+      });
+      socket.on('error', () => {});
+      socket.resume();
+      socket.once('close', () => resolve());
+    });
+  await junkRecord('127.0.0.5', 4_000);
+  t.equal(await connectFrom(fx, '127.0.0.5', good), 'served', 'a 4,000-byte broken handshake shuts nobody out');
+  const plainHttp = await new Promise<string>((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: '127.0.0.5' }, () => socket.write(`GET / HTTP/1.1\r\nhost: orders\r\ncookie: ${'c'.repeat(12_000)}\r\n\r\n`));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    socket.once('close', () => resolve(answer));
+  });
+  t.match(plainHttp, /^HTTP\/1\.1 400 /, 'plain HTTP with a 12 KB head is answered 400');
+  t.equal(await connectFrom(fx, '127.0.0.5', good), 'served', 'and shuts nobody out (OpenSSL read none of it as a handshake)');
+  await junkRecord('127.0.0.5', 12_000);
+  t.equal(await connectFrom(fx, '127.0.0.5', good), 'closed at accept', 'a 12,000-byte one has its address refused at accept');
   t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
 });
 
