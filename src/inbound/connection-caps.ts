@@ -17,9 +17,9 @@
 // - verified connections per caller SPIFFE ID (every ALPN, every certificate of the
 //   identity), counted from the handshake until the connection closes: beyond the cap the
 //   connection is closed before a request is read.
-// - an address whose caller's certificate chain failed verification and was costly to check:
-//   its other handshakes in progress closed, its new connections refused at accept for a while
-//   (refused-chains.ts).
+// - an address (or IPv6 /64) whose failed handshakes cost more than their budget (their
+//   certificate chains checked: refused-chains.ts, address-penalties.ts): its other handshakes in
+//   progress closed, its new connections refused at accept for a while.
 // Each refusal is counted (meshcar_inbound_connections_refused_total{reason}) and logged at warn,
 // at most one line per address or identity per 10 s.
 
@@ -28,7 +28,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
-import { addressKey, RefusedChains } from './refused-chains.js';
+import { addressKeys, AddressPenalties } from './address-penalties.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
@@ -43,8 +43,8 @@ export interface ConnectionCapLimits {
 }
 
 const kHandshakeDone = Symbol('meshcar.inbound.handshakeDone');
-const kAddressKey = Symbol('meshcar.inbound.addressKey');
-type Counted = Socket & { [kHandshakeDone]?: () => void; [kAddressKey]?: string };
+const kAddressKeys = Symbol('meshcar.inbound.addressKeys');
+type Counted = Socket & { [kHandshakeDone]?: () => void; [kAddressKeys]?: readonly string[] };
 
 /** A count per key that forgets keys at zero. */
 class Counts {
@@ -68,7 +68,7 @@ export class ConnectionCaps {
   private readonly inProgress = new Set<Counted>();
   private readonly callers = new Counts();
   private readonly log = new LogPerKey();
-  private readonly refusedChains = new RefusedChains(() => performance.now());
+  private readonly penalties = new AddressPenalties(() => performance.now());
 
   constructor(
     private readonly limits: ConnectionCapLimits,
@@ -81,11 +81,11 @@ export class ConnectionCaps {
     // the accepted TCP socket, before the TLS handshake (the server's own listener wrapped it already)
     server.on('connection', (raw: Counted) => {
       const address = raw.remoteAddress ?? 'unknown';
-      const key = addressKey(address);
-      const waitMs = this.refusedChains.refusedFor(key);
-      if (waitMs > 0) {
+      const keys = addressKeys(address);
+      const waiting = this.penalties.refused(keys);
+      if (waiting !== undefined) {
         raw.destroy();
-        this.refuse('chain_refused', key, `a caller at ${key} presented a certificate chain that failed verification and was costly to check: its connections are refused for ${Math.ceil(waitMs / 1000)} s more`);
+        this.refuse('chain_refused', waiting.key, `failed TLS handshakes from ${waiting.key} cost more than their budget (their certificate chains checked): its connections are refused for ${Math.ceil(waiting.ms / 1000)} s more`);
         return;
       }
       const open = this.handshakes.get(address);
@@ -105,7 +105,7 @@ export class ConnectionCaps {
         this.inProgress.delete(raw);
       };
       raw[kHandshakeDone] = done;
-      raw[kAddressKey] = key;
+      raw[kAddressKeys] = keys;
       raw.once('close', done);
     });
     // before the listener's own handler, which may hand the socket on or destroy it
@@ -116,26 +116,27 @@ export class ConnectionCaps {
   }
 
   /**
-   * A caller at `address` presented a certificate chain that failed verification and was costly
-   * to check: its other
-   * handshakes in progress are closed now (this runs before their next read: each may hold a
-   * chain as costly) and its new connections refused at accept for a while (refused-chains.ts).
+   * A handshake from `address` failed after `bytes` were read from it (`costly`: its chain alone
+   * was judged costly, refused-chains.ts). When that spends the budget of the address or its
+   * /64, the handshakes in progress from there are closed now (this runs before their next read:
+   * each may hold a chain as costly) and new connections refused at accept for a while.
    */
-  costlyChainRefused(address: string): void {
-    const key = addressKey(address);
-    const ms = this.refusedChains.refuse(key);
+  handshakeFailed(address: string, bytes: number, costly: boolean): void {
+    const spent = this.penalties.failedHandshake(addressKeys(address), bytes, costly);
+    if (spent === undefined) return;
     let closed = 0;
     for (const raw of this.inProgress) {
-      if (raw[kAddressKey] !== key) continue;
+      if (!raw[kAddressKeys]?.includes(spent.key)) continue;
       raw[kHandshakeDone]?.();
       raw.destroy();
       closed++;
     }
     for (let i = 0; i < closed; i++) this.observer.inboundConnectionRefused?.('chain_refused');
-    const through = this.log.take(`chain_refused_now ${key}`);
+    const through = this.log.take(`chain_refused_now ${spent.key}`);
     if (through === undefined) return;
     const others = closed > 0 ? ` (its ${closed} other TLS handshakes in progress closed)` : '';
-    this.logger.warn({ reason: 'chain_refused', remote: address, refusedMs: ms, ...leftOutFields(through) }, `inbound: a caller at ${key} presented a certificate chain that failed verification and was costly to check (more certificates than a mesh SVID's, or keys no SVID has); new connections from there are refused for ${ms / 1000} s${others}, since checking such chains can take the CPU${leftOut(through, 'refused')}`);
+    const what = costly ? 'a certificate chain that failed verification and was costly to check (more certificates than a mesh SVID path, or a key no SVID holds)' : `failed TLS handshakes beyond their budget (${bytes} bytes read by the last; checking the chains they carry can take the CPU)`;
+    this.logger.warn({ reason: 'chain_refused', remote: address, key: spent.key, refusedMs: spent.ms, ...leftOutFields(through) }, `inbound: ${what} from ${spent.key}; new connections from there are refused for ${spent.ms / 1000} s${others}${leftOut(through, 'refused')}`);
   }
 
   /** The listener has maxHandshakes in progress: the one that has waited longest is closed. */

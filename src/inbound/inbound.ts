@@ -175,7 +175,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
       sessionResumption: config.sessionResumption === true,
       onTrustNarrowed: (roots) => cutCallersOutsideTrust(this, roots, identity.current().chainPem),
-      onCostlyChainRefused: (address) => caps.costlyChainRefused(address),
+      onHandshakeFailed: (address, bytes, costly) => caps.handshakeFailed(address, bytes, costly),
       onCaller: (socket, id, certificate, expiresAtMs) => {
         if (this.tracker.draining || !caps.admitCaller(socket, id.uri)) {
           socket.destroy();

@@ -27,7 +27,7 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { chainVerdictOf, presentedChainOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
-import { costlyToCheck, largeFailedHandshake } from './refused-chains.js';
+import { costlyToCheck, failedHandshakeBytes } from './refused-chains.js';
 import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
 import { callerChains } from './caller-trust.js';
 
@@ -44,8 +44,8 @@ export interface TlsListenerOptions {
    * look at; `roots` are the new bundle's.
    */
   readonly onTrustNarrowed?: (roots: readonly X509Certificate[]) => void;
-  /** A caller's certificate chain failed verification and was costly to check (refused-chains.ts): `address` is the caller's. */
-  readonly onCostlyChainRefused?: (address: string) => void;
+  /** A handshake from `address` failed after `bytes` were read from it; `costly`: its chain was reported and judged costly to check (refused-chains.ts). */
+  readonly onHandshakeFailed?: (address: string, bytes: number, costly: boolean) => void;
   /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
 }
@@ -125,11 +125,12 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
       observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, chainVerdictOf(socket) ?? err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
-    // the chain's signatures were checked, with whatever keys the caller chose (refused-chains.ts)
-    const presented = presentedChainOf(socket);
-    const costly = (presented !== undefined && costlyToCheck(presented)) || largeFailedHandshake(err, socket);
-    const address = costly ? remoteOf(socket).address : undefined;
-    if (address !== undefined) options.onCostlyChainRefused?.(address);
+    // what checking its chain may have cost, with whatever keys the caller chose (refused-chains.ts)
+    const address = remoteOf(socket).address;
+    if (address !== undefined) {
+      const presented = presentedChainOf(socket);
+      options.onHandshakeFailed?.(address, failedHandshakeBytes(err, socket), presented !== undefined && costlyToCheck(presented));
+    }
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
     if (answerPlainHttp(err, socket, 'inbound')) return;
     // Node only reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT), leaving the socket

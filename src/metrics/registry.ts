@@ -234,7 +234,7 @@ export class Metrics {
 
   readonly inboundConnectionsRefused = new Counter({
     name: 'meshcar_inbound_connections_refused_total',
-    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; handshake_total_limit: the oldest TLS handshake in progress, closed when the listener had its maximum; caller_limit: the caller identity\'s open connections; chain_refused: from an address whose caller\'s certificate chain failed verification a moment before, refused for 1 s to 60 s; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
+    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; handshake_total_limit: the oldest TLS handshake in progress, closed when the listener had its maximum; caller_limit: the caller identity\'s open connections; chain_refused: from an address (or IPv6 /64) whose failed TLS handshakes spent their budget, their certificate chains being costly to check, refused for 1 s to 60 s; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
