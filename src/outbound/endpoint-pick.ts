@@ -13,11 +13,6 @@ function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | un
   return c !== avoid && !c.ejected && c.downUntil <= now && c.probing === 0 && !tried?.has(c);
 }
 
-/** Resting after a dial whose handshake refused a certificate: not even a last resort (endpoints.ts handshakeRefused). */
-function heldAfterHandshake(c: UpstreamEndpoint, now: number): boolean {
-  return c.handshakeRefused !== undefined && c.downUntil > now;
-}
-
 /** Whether some endpoint other than `avoid` and those `tried` may take an attempt now (no allocation). */
 export function anyEligible(list: readonly UpstreamEndpoint[], now: number, avoid: UpstreamEndpoint | undefined, tried: ReadonlySet<UpstreamEndpoint> | undefined): boolean {
   for (let i = 0; i < list.length; i++) if (eligible(list[i] as UpstreamEndpoint, now, avoid, tried)) return true;
@@ -41,7 +36,7 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   if (n === 0) return undefined;
   if (n === 1) {
     const only = list[0] as UpstreamEndpoint;
-    return only === avoid || tried?.has(only) || heldAfterHandshake(only, now) ? undefined : only;
+    return only === avoid || tried?.has(only) ? undefined : only;
   }
   const t = performance.now();
   const i = Math.floor(Math.random() * n);
@@ -93,7 +88,7 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
         probed = c;
         probedCost = cost;
       }
-    } else if (!heldAfterHandshake(c, now) && (fallback === undefined || (fallback.ejected && !c.ejected))) fallback = c;
+    } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
   }
   // a retry whose only healthy endpoints are the avoided or tried ones: none here, so the caller
   // goes back to one of them (pick() with fewer left out) rather than to an ejected, resting or

@@ -23,7 +23,6 @@ import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
 import { systemLookups, type LookupAll } from '../name-lookups.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
-import type { MeshcarError } from '../errors.js';
 
 export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
@@ -35,13 +34,6 @@ export interface UpstreamEndpoint extends LoadState {
   readonly origin: URL;
   /** performance.now() ms before which the endpoint is skipped after a connect failure (the running time: a wall clock stepped back would stretch the rest by the step); GET /upstreams shows it as a wall time. */
   downUntil: number;
-  /**
-   * Its last dial failed in the TLS handshake, after its certificate chain was checked (refused,
-   * or it refused ours): until downUntil it is not dialled even when no other endpoint can take
-   * a request (endpoint-pick.ts). A hostile endpoint's chain can cost a dial hundreds of ms of
-   * CPU, and a single endpoint was dialled again for every request.
-   */
-  handshakeRefused?: MeshcarError;
 }
 
 export type { LookupAll };

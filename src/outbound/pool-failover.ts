@@ -107,7 +107,7 @@ export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(poo
   for (;;) {
     const endpoint = next ?? pool.endpoints.pick(performance.now(), undefined, tried);
     next = undefined;
-    if (!endpoint) throw lastError ?? handshakeHeld(pool) ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${pool.name}`);
+    if (!endpoint) throw lastError ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${pool.name}`);
     try {
       return await attempt(endpoint);
     } catch (err) {
@@ -179,24 +179,8 @@ export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, e
     pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
   }
   endpoint.downUntil = now + pool.deps.settings.endpointBackoffMs;
-  // a chain checked and refused: held for the whole backoff, also as the only endpoint
-  endpoint.handshakeRefused = failure.tlsReason !== undefined && failure.tlsReason !== 'handshake_timeout' && failure.tlsReason !== 'protocol' ? failure.error : undefined;
   pool.health.failedWithPenalty(endpoint, 0);
   return failure.error;
-}
-
-/** Every endpoint held after a refused handshake (endpoint-pick.ts): the last such failure, and when the next dial may come. */
-function handshakeHeld(pool: UpstreamPool): MeshcarError | undefined {
-  const now = performance.now();
-  let soonest: UpstreamEndpoint | undefined;
-  for (const endpoint of pool.endpoints.all()) {
-    if (endpoint.handshakeRefused === undefined || endpoint.downUntil <= now) return undefined;
-    if (soonest === undefined || endpoint.downUntil < soonest.downUntil) soonest = endpoint;
-  }
-  if (soonest?.handshakeRefused === undefined) return undefined;
-  const inMs = Math.ceil(soonest.downUntil - now);
-  // the refused dial's own code (a certificate we cannot trust, or the wrong identity): the same answer, held
-  return new MeshcarError(soonest.handshakeRefused.code, `${soonest.handshakeRefused.message} (at its last dial: no endpoint of upstream ${pool.name} is dialled again for ${inMs} ms, the endpoint backoff)`);
 }
 
 /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session (the slow path above). */
