@@ -1,19 +1,28 @@
 // What failed TLS handshakes may cost the inbound per caller address, and the address's wait
 // once they cost more (refused-chains.ts says why a failed handshake is costly). Each address
-// has a budget of bytes read by its failed handshakes: 64 KiB at once, refilled at 2 KiB a
-// second (a broken mesh caller redialling every 5 s spends ~0.5 KiB a second; a hostile chain
-// costs ~4.6 ms of CPU per KiB checked, so the budget holds one address to ~1 % of a core).
-// An IPv6 address's /64 has a budget of its own, eight times larger, so that one host cannot
-// start afresh on each of its addresses, without one address shutting out its neighbours. A
-// chain judged costly on its own (more certificates than a mesh SVID's, a key no SVID holds)
-// spends the whole budget at once. A spent budget refuses the address (or the /64) at accept
-// for 1 s, doubling with each spent budget that follows within 10 min, up to 60 s; the budget
-// refills only after the wait. At most 10,000 keys are remembered; the oldest go first.
+// has a budget of bytes read by its failed handshakes beyond the first 4 KiB of each (a mesh
+// caller's whole handshake is 1.5-3 KB: a broken one spends nothing, however often it redials;
+// a chain that fits in 4 KiB costs at most ~15 ms to check, a few handshakes' worth): 64 KiB at
+// once, refilled at 2 KiB a second (a hostile chain costs ~4.6 ms of CPU per KiB checked, so the
+// budget holds one address to ~1 % of a core). A chain judged costly on its face (more
+// certificates than a mesh SVID path, a key no SVID holds) spends the whole budget at once.
+// Each handshake in progress holds 4 KiB of its address's budget until it ends, and a new one is
+// refused at accept when those held already exceed what is left: handshakes kept open after
+// their chains were checked (charged only when they fail, at the handshake timeout) cannot
+// outnumber the budget (17 at a full one, one at a time once it is spent). An IPv6 address's /64 has a budget of its own,
+// eight times larger, so that one host cannot start afresh on each of its addresses. A spent
+// budget refuses the address (or the /64) at accept for 1 s, doubling with each spent budget
+// that follows within 10 min, up to 60 s; what was spent beyond it is owed, refilled only after
+// the wait. At most 10,000 keys are remembered; the least recently used go first.
 
 import { isIPv6 } from 'node:net';
 
 const ADDRESS_BUDGET = { capacity: 64 * 1024, perSecond: 2 * 1024 };
 const PREFIX_BUDGET = { capacity: 8 * ADDRESS_BUDGET.capacity, perSecond: 8 * ADDRESS_BUDGET.perSecond };
+/** What of each failed handshake is not charged: a mesh caller's whole handshake fits. */
+const FREE_BYTES_PER_HANDSHAKE = 4 * 1024;
+/** What each handshake in progress holds of its address's budget until it ends. */
+const RESERVED_PER_HANDSHAKE = 4 * 1024;
 const FIRST_WAIT_MS = 1_000;
 const MAX_WAIT_MS = 60_000;
 /** A key quiet this long since its last wait starts again at FIRST_WAIT_MS. */
@@ -21,8 +30,10 @@ const FORGET_AFTER_MS = 10 * 60_000;
 const MAX_KEYS = 10_000;
 
 interface Standing {
-  /** Bytes left, as of `at`. */
+  /** Bytes left, as of `at` (below 0: owed). */
   tokens: number;
+  /** Handshakes in progress, each holding RESERVED_PER_HANDSHAKE. */
+  inProgress: number;
   at: number;
   /** Refused at accept until this time. */
   until: number;
@@ -68,6 +79,26 @@ export class AddressPenalties {
   }
 
   /**
+   * A handshake from the address `keys` name begins: false (nothing held) when what the
+   * handshakes in progress there hold already exceeds the budget left.
+   */
+  reserve(keys: readonly string[]): boolean {
+    const now = this.now();
+    const standings = keys.map((key, i) => this.standingOf(key, i === 0 ? ADDRESS_BUDGET : PREFIX_BUDGET, now));
+    if (standings.some((s) => s.tokens - s.inProgress * RESERVED_PER_HANDSHAKE < 0)) return false;
+    for (const standing of standings) standing.inProgress++;
+    return true;
+  }
+
+  /** A handshake `reserve` admitted has ended (done, failed or closed): what it held goes back. */
+  release(keys: readonly string[]): void {
+    for (const key of keys) {
+      const standing = this.standings.get(key);
+      if (standing !== undefined && standing.inProgress > 0) standing.inProgress--;
+    }
+  }
+
+  /**
    * A handshake from the address `keys` name failed after `bytes` were read from it (`costly`:
    * its chain alone was judged costly): the key whose budget that spent, and its wait (ms), or
    * undefined while every budget holds.
@@ -81,7 +112,7 @@ export class AddressPenalties {
       // waiting already: what fails meanwhile (its handshakes in progress, closed when the wait
       // began) neither spends more nor lengthens the next wait
       if (standing.until > now) return;
-      standing.tokens -= costly && i === 0 ? standing.tokens + 1 : bytes;
+      standing.tokens -= costly && i === 0 ? Math.max(standing.tokens, 0) + 1 : Math.max(0, bytes - FREE_BYTES_PER_HANDSHAKE);
       if (standing.tokens < 0 && spent === undefined) spent = { key, ms: this.wait(standing, now) };
     });
     return spent;
@@ -90,7 +121,7 @@ export class AddressPenalties {
   private standingOf(key: string, budget: typeof ADDRESS_BUDGET, now: number): Standing {
     let standing = this.standings.get(key);
     if (standing === undefined) {
-      standing = { tokens: budget.capacity, at: now, until: -Infinity, nextWaitMs: FIRST_WAIT_MS, lastWaitAt: -Infinity };
+      standing = { tokens: budget.capacity, inProgress: 0, at: now, until: -Infinity, nextWaitMs: FIRST_WAIT_MS, lastWaitAt: -Infinity };
     } else if (now > standing.at) {
       standing.tokens = Math.min(budget.capacity, standing.tokens + ((now - standing.at) / 1000) * budget.perSecond);
       standing.at = now;
@@ -102,13 +133,12 @@ export class AddressPenalties {
     return standing;
   }
 
-  /** Starts the key's wait: its length, doubled from the last one's within FORGET_AFTER_MS; the budget refills from the wait's end. */
+  /** Starts the key's wait: its length, doubled from the last one's within FORGET_AFTER_MS; what was spent beyond the budget is owed, refilled from the wait's end. */
   private wait(standing: Standing, now: number): number {
     const ms = now - standing.lastWaitAt < FORGET_AFTER_MS ? standing.nextWaitMs : FIRST_WAIT_MS;
     standing.until = now + ms;
     standing.nextWaitMs = Math.min(ms * 2, MAX_WAIT_MS);
     standing.lastWaitAt = now;
-    standing.tokens = 0;
     standing.at = standing.until;
     return ms;
   }

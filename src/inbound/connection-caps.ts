@@ -94,6 +94,11 @@ export class ConnectionCaps {
         this.refuse('handshake_limit', address, `${address} has ${open} TLS handshakes in progress already (at most ${this.limits.maxHandshakesPerAddress})`);
         return;
       }
+      if (!this.penalties.reserve(keys)) {
+        raw.destroy();
+        this.refuse('chain_refused', keys[0]!, `${keys[0]!} has TLS handshakes in progress that hold what is left of the budget its failed handshakes have (their certificate chains are checked before they fail)`);
+        return;
+      }
       if (this.inProgress.size >= this.limits.maxHandshakes) this.evictOldest();
       this.handshakes.add(address);
       this.inProgress.add(raw);
@@ -103,6 +108,7 @@ export class ConnectionCaps {
         counted = false;
         this.handshakes.remove(address);
         this.inProgress.delete(raw);
+        this.penalties.release(keys);
       };
       raw[kHandshakeDone] = done;
       raw[kAddressKeys] = keys;

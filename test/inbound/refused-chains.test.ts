@@ -100,7 +100,7 @@ t.test('a cheap refused chain shuts nobody out; two certificates, one of them wi
   t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
 });
 
-t.test("failed handshakes spend their address's budget of bytes read: 64 KiB, whatever they carried", async (t) => {
+t.test("failed handshakes spend their address's budget of bytes read beyond 4 KiB each: 64 KiB, whatever they carried", async (t) => {
   const fx = await startInbound();
   t.teardown(() => fx.close());
   const good = { cert: (await fx.client()).chainPem, key: (await fx.client()).privateKeyPem };
@@ -124,14 +124,52 @@ t.test("failed handshakes spend their address's budget of bytes read: 64 KiB, wh
   t.match(plainHttp, /^HTTP\/1\.1 400 /, 'plain HTTP with a 12 KB head is answered 400');
   t.equal(await connectFrom(fx, '127.0.0.5', good), 'served', 'and spends nothing (OpenSSL read none of it as a handshake)');
   let cut = 0;
-  while (cut < 20) {
+  while (cut < 40) {
     await junkRecord('127.0.0.5', 7_000);
     cut++;
     if ((await connectFrom(fx, '127.0.0.5', good)) === 'closed at accept') break;
   }
-  t.ok(cut >= 9 && cut <= 11, `7,000-byte handshakes cut short (under any one-handshake size rule): the address is refused at accept after ${cut} of them, about 64 KiB`);
+  t.ok(cut >= 21 && cut <= 25, `7,000-byte handshakes cut short: the address is refused at accept after ${cut} of them (64 KiB of what each read beyond its first 4 KiB)`);
   t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
   t.equal(await connectFrom(fx, '127.0.0.6', good), 'served', 'another address is served');
+});
+
+t.test('handshakes held open (their chains checked, nothing failed yet) cannot outnumber the budget: the eighteenth from an address is closed at accept', async (t) => {
+  const fx = await startInbound({ limits: { handshakeTimeoutMs: 20_000 } });
+  const open: net.Socket[] = [];
+  t.teardown(async () => {
+    open.forEach((s) => s.destroy());
+    await fx.close();
+  });
+  const held = async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: '127.0.0.7' });
+    socket.on('error', () => {});
+    open.push(socket);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return socket;
+  };
+  for (let i = 0; i < 17; i++) await held();
+  const over = await held();
+  const closed = await new Promise<boolean>((resolve) => {
+    if (over.destroyed) return resolve(true);
+    const timer = setTimeout(() => resolve(false), 3_000);
+    over.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  t.ok(closed, 'the eighteenth was closed at once (not at the 20 s handshake timeout)');
+  t.ok(open.slice(0, 17).every((s) => !s.destroyed), 'the seventeen stay (until the handshake timeout)');
+  t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
+  open[0]!.destroy();
+  await new Promise((resolve) => open[0]!.once('close', resolve));
+  const good = { cert: (await fx.client()).chainPem, key: (await fx.client()).privateKeyPem };
+  let outcome: Outcome = 'closed at accept';
+  for (let i = 0; i < 50 && outcome !== 'served'; i++) {
+    outcome = await connectFrom(fx, '127.0.0.7', good);
+    if (outcome !== 'served') await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal(outcome, 'served', 'one ended: a caller from there is served');
 });
 
 t.test('what is costly to check', async (t) => {
@@ -172,22 +210,44 @@ t.test('an address is judged as itself (IPv4-mapped as IPv4) and, for IPv6, by i
 
 const KiB = 1024;
 
-t.test('the budget: 64 KiB, refilled at 2 KiB a second once a wait is over; a costly chain spends it at once', async (t) => {
+t.test('the budget: 64 KiB of what failed handshakes read beyond 4 KiB each, refilled at 2 KiB a second once a wait is over; a costly chain spends it at once', async (t) => {
   const clock = { ms: 0 };
   const penalties = new AddressPenalties(() => clock.ms);
   const a = ['10.0.0.1'];
-  for (let i = 0; i < 4; i++) t.equal(penalties.failedHandshake(a, 16 * KiB, false), undefined, `16 KiB failed handshake ${i + 1}: within the budget`);
-  t.same(penalties.failedHandshake(a, 1, false), { key: '10.0.0.1', ms: 1_000 }, 'one byte more: spent, refused for 1 s');
+  const small = Array.from({ length: 100 }, () => penalties.failedHandshake(a, 4 * KiB, false));
+  t.ok(small.every((r) => r === undefined), 'a hundred failed handshakes of 4 KiB each (a broken mesh caller redialling): nothing spent');
+  for (let i = 0; i < 4; i++) t.equal(penalties.failedHandshake(a, 20 * KiB, false), undefined, `a 20 KiB failed handshake ${i + 1}: 16 KiB spent, within the budget`);
+  t.same(penalties.failedHandshake(a, 4 * KiB + 1, false), { key: '10.0.0.1', ms: 1_000 }, 'one byte more: spent, refused for 1 s');
   t.same(penalties.refused(a), { key: '10.0.0.1', ms: 1_000 });
   t.equal(penalties.failedHandshake(a, 64 * KiB, true), undefined, 'what fails during the wait neither spends more nor lengthens the next');
   clock.ms += 1_000;
   t.equal(penalties.refused(a), undefined, 'over after 1 s');
-  clock.ms += 8_000;
-  t.equal(penalties.failedHandshake(a, 16 * KiB, false), undefined, '8 s after the wait: 16 KiB refilled');
-  t.same(penalties.failedHandshake(a, 1, false), { key: '10.0.0.1', ms: 2_000 }, 'and no more: refused again, for 2 s');
+  clock.ms += 8_500;
+  t.equal(penalties.failedHandshake(a, 20 * KiB, false), undefined, '8.5 s after the wait: 17 KiB refilled, less the byte owed');
+  t.same(penalties.failedHandshake(a, 5 * KiB, false), { key: '10.0.0.1', ms: 2_000 }, 'and no more: refused again, for 2 s');
   const b = ['10.0.0.2'];
   t.same(penalties.failedHandshake(b, 2 * KiB, true), { key: '10.0.0.2', ms: 1_000 }, 'a chain judged costly spends the whole budget at once');
   t.equal(penalties.refused(['10.0.0.3']), undefined, 'another address is not refused');
+  const c = ['10.0.0.4'];
+  t.equal(penalties.failedHandshake(c, 200 * KiB, false)?.ms, 1_000, 'a failed handshake that read 200 KiB: refused for 1 s');
+  clock.ms += 1_000 + 60_000;
+  t.equal(penalties.failedHandshake(c, 4 * KiB + 1, false)?.ms, 2_000, 'and what it read beyond the budget is owed: 60 s after the wait, still spent');
+});
+
+t.test('a handshake in progress holds 4 KiB of the budget: 17 at once at a full budget, one at a time once it is spent', async (t) => {
+  const clock = { ms: 0 };
+  const penalties = new AddressPenalties(() => clock.ms);
+  const a = ['10.0.0.1'];
+  let admitted = 0;
+  while (admitted < 100 && penalties.reserve(a)) admitted++;
+  t.equal(admitted, 17, 'seventeen admitted, the eighteenth refused');
+  penalties.release(a);
+  t.ok(penalties.reserve(a), 'one ended: one more admitted');
+  for (let i = 0; i < 17; i++) penalties.release(a);
+  t.same(penalties.failedHandshake(a, 0, true)?.ms, 1_000);
+  clock.ms += 1_001;
+  t.ok(penalties.reserve(a), 'after the wait, one at a time');
+  t.notOk(penalties.reserve(a), 'not two');
 });
 
 t.test('waits double up to a minute, and start again at 1 s after 10 quiet minutes', async (t) => {
@@ -209,8 +269,8 @@ t.test("an IPv6 /64 has a budget eight times an address's: a host cannot start a
   const penalties = new AddressPenalties(() => clock.ms);
   let spent: { key: string; ms: number } | undefined;
   let addresses = 0;
-  while (spent === undefined && addresses < 100) spent = penalties.failedHandshake(addressKeys(`2001:db8:1:2::${(++addresses).toString(16)}`), 60 * KiB, false);
-  t.equal(addresses, 9, 'the ninth address spending 60 KiB spends the /64');
+  while (spent === undefined && addresses < 100) spent = penalties.failedHandshake(addressKeys(`2001:db8:1:2::${(++addresses).toString(16)}`), 64 * KiB, false);
+  t.equal(addresses, 9, 'the ninth address spending 60 KiB (64 read) spends the /64');
   t.same(spent, { key: '2001:db8:1:2::/64', ms: 1_000 });
   t.same(penalties.refused(addressKeys('2001:db8:1:2::abcd'))?.key, '2001:db8:1:2::/64', 'another address of that /64 is refused');
   t.equal(penalties.refused(addressKeys('2001:db8:1:3::1')), undefined, 'one of the next /64 is not');
