@@ -1,8 +1,9 @@
 // What failed TLS handshakes may cost the inbound per caller address, and the address's wait
 // once they cost more (refused-chains.ts says why a failed handshake is costly). Each address
-// has a budget of bytes read by its failed handshakes beyond the first 4 KiB of each (a mesh
-// caller's whole handshake is 1.5-3 KB: a broken one spends nothing, however often it redials;
-// a chain that fits in 4 KiB costs at most ~15 ms to check, a few handshakes' worth): 64 KiB at
+// has a budget of bytes read by its failed handshakes beyond the first 2 KiB of each (a mesh
+// caller's whole handshake with a P-256 SVID is ~1.5 KB: a broken one spends nothing, however
+// often it redials; a chain with one costly certificate does not fit in 2 KiB, and a reviewer's
+// 3.6 KB chain, free under a 4 KiB allowance, kept a core busy from one address): 64 KiB at
 // once, refilled at 2 KiB a second (a hostile chain costs ~4.6 ms of CPU per KiB checked, so the
 // budget holds one address to ~1 % of a core). A chain judged costly on its face (more
 // certificates than a mesh SVID path, a key no SVID holds) spends the whole budget at once.
@@ -20,7 +21,7 @@ import { isIPv6 } from 'node:net';
 const ADDRESS_BUDGET = { capacity: 64 * 1024, perSecond: 2 * 1024 };
 const PREFIX_BUDGET = { capacity: 8 * ADDRESS_BUDGET.capacity, perSecond: 8 * ADDRESS_BUDGET.perSecond };
 /** What of each failed handshake is not charged: a mesh caller's whole handshake fits. */
-const FREE_BYTES_PER_HANDSHAKE = 4 * 1024;
+const FREE_BYTES_PER_HANDSHAKE = 2 * 1024;
 /** What each handshake in progress holds of its address's budget until it ends. */
 const RESERVED_PER_HANDSHAKE = 4 * 1024;
 const FIRST_WAIT_MS = 1_000;
