@@ -96,7 +96,7 @@ export class ConnectionCaps {
       }
       if (!this.penalties.reserve(keys)) {
         raw.destroy();
-        this.refuse('chain_refused', keys[0]!, `${keys[0]!} has TLS handshakes in progress that hold what is left of the budget its failed handshakes have (their certificate chains are checked before they fail)`);
+        this.refuse('chain_refused', keys[0]!, `what failed TLS handshakes from ${keys[0]!} have spent of their budget leaves no room for another now (each in progress holds 4 KiB of it: their certificate chains are checked before they fail)`);
         return;
       }
       if (this.inProgress.size >= this.limits.maxHandshakes) this.evictOldest();
