@@ -123,23 +123,23 @@ t.test("failed handshakes spend their address's budget of bytes read beyond 2 Ki
   });
   t.match(plainHttp, /^HTTP\/1\.1 400 /, 'plain HTTP with a 12 KB head is answered 400');
   t.equal(await connectFrom(fx, '127.0.0.5', good), 'served', 'and spends nothing (OpenSSL read none of it as a handshake)');
-  let cut = 0;
-  while (cut < 40) {
-    await junkRecord('127.0.0.5', 7_000);
-    cut++;
-    if ((await connectFrom(fx, '127.0.0.5', good)) === 'closed at accept') break;
-  }
+  /** Handshakes of `size` bytes cut short from `from`, each followed by a caller of the mesh from there, until that caller is closed at accept (at most `max`): how many it took. */
+  const cutUntilRefused = async (from: string, size: number, max: number) => {
+    let count = 0;
+    while (count < max) {
+      await junkRecord(from, size);
+      count++;
+      if ((await connectFrom(fx, from, good)) === 'closed at accept') break;
+    }
+    return count;
+  };
+  const cut = await cutUntilRefused('127.0.0.5', 7_000, 40);
   t.ok(cut >= 12 && cut <= 16, `7,000-byte handshakes cut short: the address is refused at accept after ${cut} of them (64 KiB of what each read beyond its first 2 KiB)`);
   t.ok(fx.observer.connectionRefusals.includes('chain_refused'), 'counted as chain_refused');
   t.equal(await connectFrom(fx, '127.0.0.6', good), 'served', 'another address is served');
   // a leaf and two costly intermediates fit in ~3.6 KB: 13.5 ms a check, and free under a 4 KiB
   // allowance (a re-review kept a core busy so)
-  let small = 0;
-  while (small < 80) {
-    await junkRecord('127.0.0.8', 3_600);
-    small++;
-    if ((await connectFrom(fx, '127.0.0.8', good)) === 'closed at accept') break;
-  }
+  const small = await cutUntilRefused('127.0.0.8', 3_600, 80);
   t.ok(small >= 40 && small <= 48, `3,600-byte handshakes cut short: refused after ${small} of them`);
 });
 
