@@ -56,7 +56,7 @@ export function presentedChainOf(socket: TLSSocket): { readonly certificates: re
 }
 
 function keepPresentedChain(socket: TLSSocket): void {
-  const certificates: Buffer[] = [];
+  const chain: Buffer[] = [];
   const seen = new Set<object>();
   let total = 0;
   // the detailed form links each certificate to its issuer among those presented; a self-signed
@@ -64,9 +64,11 @@ function keepPresentedChain(socket: TLSSocket): void {
   for (let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true); cert?.raw && !seen.has(cert); cert = cert.issuerCertificate) {
     seen.add(cert);
     total++;
-    if (certificates.length < MAX_KEPT_CHAIN) certificates.push(cert.raw);
+    if (chain.length < MAX_KEPT_CHAIN) chain.push(cert.raw);
   }
-  presentedChains.set(socket, { certificates, total });
+  presentedChains.set(socket, { certificates: chain, total });
+  // the leaf, for the failure's words: the same object Node built, not a second build of it
+  if (chain[0]) certificates.set(socket, chain[0]);
 }
 
 function keepRefusedCallerCertificate(this: TLSSocket): void {
@@ -78,7 +80,6 @@ function keepRefusedCallerCertificate(this: TLSSocket): void {
   const verdict = chainVerdict(this);
   if (!verdict) return;
   if (verdict instanceof Error) verdicts.set(this, verdict);
-  keepPeerCertificate.call(this);
   keepPresentedChain(this);
 }
 
