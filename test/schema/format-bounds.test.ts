@@ -49,7 +49,10 @@ t.test('long values of costly formats are refused at once; real ones pass', asyn
     ['mail', `a@${'b'.repeat(1 << 20)}.org`],
     ['link', `/${'a'.repeat(1 << 20)}`],
   ] as const) {
-    const { kind, ms } = check({ [field]: value });
+    // the best of three, as the baseline is: one run on a loaded host read 126.8 against a 120 ms bound
+    const runs = [1, 2, 3].map(() => check({ [field]: value }));
+    const kind = runs[0]!.kind;
+    const ms = Math.min(...runs.map((r) => r.ms));
     t.equal(kind, 'body', `${field}: 1 MiB refused`);
     // the format checks took 170-550 ms more than the parse (35-50 ms here)
     t.ok(ms < baseline * 2 + 30, `${field}: in ${ms.toFixed(1)} ms (the parse alone: ${baseline.toFixed(1)} ms)`);
