@@ -18,7 +18,7 @@
 //   identity), counted from the handshake until the connection closes: beyond the cap the
 //   connection is closed before a request is read.
 // - an address (or IPv6 /64) whose failed handshakes cost more than their budget (their
-//   certificate chains checked: refused-chains.ts, address-penalties.ts): its other handshakes in
+//   certificate chains checked: tls-failures/costly-chains.ts, handshake-budgets.ts): its other handshakes in
 //   progress closed, its new connections refused at accept for a while.
 // Each refusal is counted (meshcar_inbound_connections_refused_total{reason}) and logged at warn,
 // at most one line per address or identity per 10 s.
@@ -28,7 +28,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
-import { addressKeys, AddressPenalties } from './address-penalties.js';
+import { addressKeys, AddressPenalties } from '../tls-failures/handshake-budgets.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
@@ -123,7 +123,7 @@ export class ConnectionCaps {
 
   /**
    * A handshake from `address` failed after `bytes` were read from it (`costly`: its chain alone
-   * was judged costly, refused-chains.ts). When that spends the budget of the address or its
+   * was judged costly, tls-failures/costly-chains.ts). When that spends the budget of the address or its
    * /64, the handshakes in progress from there are closed now (this runs before their next read:
    * each may hold a chain as costly) and new connections refused at accept for a while.
    */

@@ -27,7 +27,7 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { chainVerdictOf, presentedChainOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
-import { costlyToCheck, failedHandshakeBytes } from './refused-chains.js';
+import { costlyToCheck, failedHandshakeBytes } from '../tls-failures/costly-chains.js';
 import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
 import { callerChains } from './caller-trust.js';
 
@@ -44,7 +44,7 @@ export interface TlsListenerOptions {
    * look at; `roots` are the new bundle's.
    */
   readonly onTrustNarrowed?: (roots: readonly X509Certificate[]) => void;
-  /** A handshake from `address` failed after `bytes` were read from it; `costly`: its chain was reported and judged costly to check (refused-chains.ts). */
+  /** A handshake from `address` failed after `bytes` were read from it; `costly`: its chain was reported and judged costly to check (tls-failures/costly-chains.ts). */
   readonly onHandshakeFailed?: (address: string, bytes: number, costly: boolean) => void;
   /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
@@ -125,7 +125,7 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
       observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, chainVerdictOf(socket) ?? err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
-    // what checking its chain may have cost, with whatever keys the caller chose (refused-chains.ts)
+    // what checking its chain may have cost, with whatever keys the caller chose (tls-failures/costly-chains.ts)
     const address = remoteOf(socket).address;
     if (address !== undefined) {
       const presented = presentedChainOf(socket);

@@ -21,6 +21,7 @@ import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions 
 import { MeshcarError } from '../errors.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { DialBudgets } from './dial-budgets.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
@@ -38,6 +39,8 @@ import { holdSpent, ProbedSessions } from './probed-sessions.js';
 export interface H2SessionPoolOptions {
   readonly upstream: string;
   readonly identity: WorkloadIdentity;
+  /** What failed dials may cost per endpoint address (dial-budgets.ts). */
+  readonly budgets: DialBudgets;
   readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   /** Read per dial: a reload may change it. Bounds TCP + TLS, and then the peer's SETTINGS. */
   readonly connectTimeoutMs: () => number;
@@ -183,7 +186,7 @@ export class H2SessionPool {
     const timeoutMs = this.options.connectTimeoutMs();
     // one bound for the whole dial: a peer that finished TLS just in time gets no second one for its SETTINGS
     const deadline = performance.now() + timeoutMs;
-    const socket = await dialHttp2(endpoint, { identity: this.options.identity, checkServerIdentity: this.options.checkServerIdentity, timeoutMs }, this.tickets);
+    const socket = await dialHttp2(endpoint, { identity: this.options.identity, budgets: this.options.budgets, checkServerIdentity: this.options.checkServerIdentity, timeoutMs }, this.tickets);
     if (this.closed) {
       socket.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');

@@ -17,6 +17,7 @@ import type { MeshcarError } from '../errors.js';
 import { refusedRequest } from '../http/client-error.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';
+import { DialBudgets } from './dial-budgets.js';
 import type { OutboundContext } from './exchange.js';
 import { UNKNOWN_PEER } from '../metrics/unknown-peer.js';
 import { forwardH2c } from './forward-h2c.js';
@@ -72,6 +73,8 @@ class OutboundService implements Outbound, OutboundContext {
    */
   private readonly retired = new Set<UpstreamPool>();
   private readonly settings: PoolSettings;
+  /** What failed dials may cost per endpoint address: one for every pool, so one address's budget is the same whichever upstream names it, and survives a reload. */
+  private readonly budgets: DialBudgets;
   private listening = false;
   private readonly listener: AppListener;
   private readonly onRotated: (current: Svid, previous: Svid) => void;
@@ -92,6 +95,7 @@ class OutboundService implements Outbound, OutboundContext {
       ...(tuning.lookup ? { lookup: tuning.lookup } : {}),
     };
     this.settings = settings;
+    this.budgets = new DialBudgets(this.logger);
     this.schemas = options.schemas ?? new Map();
     this.pools = options.config.upstreams.map((upstream) => this.newPool(upstream));
     this.router = new UpstreamRouter(this.pools.map((pool) => [pool.name, pool] as const));
@@ -204,7 +208,7 @@ class OutboundService implements Outbound, OutboundContext {
   }
 
   private newPool(upstream: UpstreamConfig): UpstreamPool {
-    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings, codec: this.options.codec ?? DEFAULT_HTTP2.codec });
+    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings, codec: this.options.codec ?? DEFAULT_HTTP2.codec, budgets: this.budgets });
   }
 
   setUpstreams(upstreams: readonly UpstreamConfig[]): void {

@@ -15,6 +15,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
 import { keepTicketOrigin, notePathVerified, noteResumed, ticketUsable } from './ticket-validity.js';
 import { shutdownPending } from '../http/tunnel-reset.js';
+import type { DialBudgets } from './dial-budgets.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 /** The SVID a session socket dialled here presented at its handshake. */
@@ -36,6 +37,8 @@ export interface TlsConnectOptions {
    * with a reset (a TLS socket cannot send one itself). For the WebSocket tunnels.
    */
   readonly resettable?: boolean;
+  /** What failed dials may cost per endpoint address (dial-budgets.ts): the outbound passes its own. */
+  readonly budgets?: DialBudgets;
 }
 
 /**
@@ -44,10 +47,15 @@ export interface TlsConnectOptions {
  */
 export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const tcp = options.resettable ? net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) : undefined;
+    // an address whose failed handshakes spent their budget is not dialled (dial-budgets.ts)
+    const ticket = options.budgets?.begin(endpoint);
+    if (ticket instanceof Error) return reject(ticket);
+    // the TCP connection first, the TLS socket over it: only the TCP socket counts the bytes a
+    // failed handshake read (what its chain may have cost), and a tunnel resets it
+    const tcp = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
     const material = options.identity.tls();
     const socket: ResettableSocket = tls.connect({
-      ...(tcp ? { socket: tcp } : { host: endpoint.address, port: endpoint.port }),
+      socket: tcp,
       // the ONE context of the current identity version, never built per connection
       secureContext: material.secureContext,
       ALPNProtocols: options.alpn as string[],
@@ -63,8 +71,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       rejectUnauthorized: true,
       session: options.session,
     });
-    socket.setNoDelay(true);
-    if (tcp) socket[kTcp] = tcp; // its errors reach the TLS socket as well
+    if (options.resettable) socket[kTcp] = tcp; // its errors reach the TLS socket as well
     // the server's certificate, should the handshake fail: the failure is described with it
     watchPeerCertificate(socket);
     const onTicket = options.onTicket;
@@ -72,18 +79,20 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
+      if (ticket) options.budgets?.end(endpoint, ticket, { err: err as { code?: string }, socket });
       reject(withPeerCertificate(err, socket));
     };
     // which step stalled tells a host that drops SYNs (down, a firewall) from a process that
     // takes connections and never answers them (hung, half dead)
     const onTimeout = () => {
-      const connected = !(tcp ?? socket).connecting;
+      const connected = !tcp.connecting;
       const stalled = connected ? `${endpoint.key} took the TCP connection but did not finish the TLS handshake` : `no TCP connection to ${endpoint.key}`;
       // a stalled handshake is a TLS failure (counted and in /debug/tls, as a caller's on the inbound); no connection is none
       fail(Object.assign(new Error(`${stalled} within ${options.timeoutMs} ms (the connect timeout)`), { code: 'ETIMEDOUT' }, connected ? { tlsReason: 'handshake_timeout' as const } : {}));
     };
     const onSecure = () => {
       cleanup();
+      if (ticket) options.budgets?.end(endpoint, ticket);
       resolve(socket);
     };
     const cleanup = () => {

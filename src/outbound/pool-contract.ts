@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
+import type { DialBudgets } from './dial-budgets.js';
 import type { LookupAll, UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
 import type { UpstreamStream } from './upstream-stream.js';
@@ -24,6 +25,8 @@ export interface PoolDependencies {
   readonly settings: PoolSettings;
   /** Which HTTP/2 codec carries the sessions: src/h2 or http2-wrapper + core http2 (the outbound passes its own, defaulted there). */
   readonly codec: 'meshcar' | 'node';
+  /** What failed dials may cost per endpoint address (dial-budgets.ts), shared by every pool of the outbound. */
+  readonly budgets: DialBudgets;
 }
 
 export interface OpenedStream {

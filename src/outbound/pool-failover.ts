@@ -189,6 +189,7 @@ export function nodeAgentOf(pool: UpstreamPool): UpstreamAgent {
   const kit = nodeCodec();
   const agent = new kit.UpstreamAgent({
     identity: pool.deps.identity,
+    budgets: pool.deps.budgets,
     expectedId: pool.config.identity,
     connectTimeoutMs: () => pool.connectMs,
     endpointFor: (host) => pool.endpoints.forOriginHost(host),

@@ -19,6 +19,7 @@ export function openTunnel(pool: UpstreamPool): Promise<OpenedTunnel> {
   return withFailover(pool, undefined, async (endpoint) => {
     const socket = await connectMutualTls(endpoint, {
       identity: pool.deps.identity,
+      budgets: pool.deps.budgets,
       checkServerIdentity: pool.checkServerIdentity,
       alpn: ['http/1.1'],
       timeoutMs: pool.connectTimeoutMs,

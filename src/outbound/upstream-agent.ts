@@ -34,12 +34,15 @@ import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
+import type { DialBudgets } from './dial-budgets.js';
 import { dialHttp2, endpointOfSocket, markEndpoint, settingsLate, type TlsConnectOptions } from './mutual-tls.js';
 import type { WaitToken } from './stream-wait.js';
 import { refuseOverPeerList } from './head-limits.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
+  /** What failed dials may cost per endpoint address (dial-budgets.ts). */
+  readonly budgets: DialBudgets;
   /** The SPIFFE ID the upstream's certificate must carry. */
   readonly expectedId: string;
   /** Read per dial (a reload may change it): bounds TCP connect + TLS, and then the peer's SETTINGS. */
@@ -67,6 +70,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
     this.on('session', (session: ClientHttp2Session) => settled(session.socket));
     this.tlsOptions = {
       identity: options.identity,
+      budgets: options.budgets,
       checkServerIdentity: verifyServerSpiffeId(options.expectedId),
     };
   }

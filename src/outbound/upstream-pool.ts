@@ -131,6 +131,7 @@ export class UpstreamPool {
         ? new H2SessionPool({
             upstream: config.name,
             identity: deps.identity,
+            budgets: deps.budgets,
             checkServerIdentity: this.checkServerIdentity,
             connectTimeoutMs: () => this.connectMs,
             dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),

@@ -26,6 +26,9 @@ export function watchPeerCertificate(socket: TLSSocket): void {
 }
 
 function keepPeerCertificate(this: TLSSocket): void {
+  // a chain that failed verification: its certificates, to judge what checking it cost
+  // (costly-chains.ts), the leaf among them (one getPeerCertificate build, not two)
+  if (chainVerdict(this)) return keepPresentedChain(this);
   // the raw bytes, parsed only if a failure is described (the WeakMap above): Node's first
   // getPeerX509Certificate() is left to the readers that walk the issuer chain (pki/peer-x509.ts)
   const raw = this.getPeerCertificate()?.raw;
@@ -46,11 +49,11 @@ function chainVerdict(socket: TLSSocket): unknown {
   return typeof verifyError !== 'function' || verifyError.call(handle);
 }
 
-/** The certificates a refused caller presented (DER, leaf first, as Node walks them from the leaf), at most MAX_KEPT_CHAIN of them. */
+/** The certificates a peer whose chain failed verification presented (DER, leaf first, as Node walks them from the leaf), at most MAX_KEPT_CHAIN of them. */
 const presentedChains = new WeakMap<TLSSocket, { readonly certificates: readonly Buffer[]; readonly total: number }>();
 const MAX_KEPT_CHAIN = 8;
 
-/** The certificates a caller whose chain failed verification presented: the first few (DER, leaf first) and how many in all. */
+/** The certificates a peer (a caller, an upstream) whose chain failed verification presented: the first few (DER, leaf first) and how many in all. */
 export function presentedChainOf(socket: TLSSocket): { readonly certificates: readonly Buffer[]; readonly total: number } | undefined {
   return presentedChains.get(socket);
 }

@@ -16,8 +16,8 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
-import { costlyToCheck } from '../../src/inbound/refused-chains.js';
-import { addressKeys, AddressPenalties } from '../../src/inbound/address-penalties.js';
+import { costlyToCheck } from '../../src/tls-failures/costly-chains.js';
+import { addressKeys, AddressPenalties } from '../../src/tls-failures/handshake-budgets.js';
 import { makePki } from '../helpers/pki.js';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));

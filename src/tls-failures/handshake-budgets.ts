@@ -1,20 +1,21 @@
-// What failed TLS handshakes may cost the inbound per caller address, and the address's wait
-// once they cost more (refused-chains.ts says why a failed handshake is costly). Each address
-// has a budget of bytes read by its failed handshakes beyond the first 2 KiB of each (a mesh
-// caller's whole handshake with a P-256 SVID is ~1.5 KB: a broken one spends nothing, however
-// often it redials; a chain with one costly certificate does not fit in 2 KiB, and a reviewer's
-// 3.6 KB chain, free under a 4 KiB allowance, kept a core busy from one address): 64 KiB at
-// once, refilled at 2 KiB a second (a hostile chain costs ~4.6 ms of CPU per KiB checked, so the
-// budget holds one address to ~1 % of a core). A chain judged costly on its face (more
-// certificates than a mesh SVID path, a key no SVID holds) spends the whole budget at once.
-// Each handshake in progress holds 4 KiB of its address's budget until it ends, and a new one is
-// refused at accept when those held already exceed what is left: handshakes kept open after
-// their chains were checked (charged only when they fail, at the handshake timeout) cannot
-// outnumber the budget (17 at a full one, one at a time once it is spent). An IPv6 address's /64 has a budget of its own,
-// eight times larger, so that one host cannot start afresh on each of its addresses. A spent
-// budget refuses the address (or the /64) at accept for 1 s, doubling with each spent budget
-// that follows within 10 min, up to 60 s; what was spent beyond it is owed, refilled only after
-// the wait. At most 10,000 keys are remembered; the least recently used go first.
+// What failed TLS handshakes may cost this side per peer address (the inbound's callers, the
+// outbound's endpoints), and the address's wait once they cost more (costly-chains.ts says why a
+// failed handshake is costly). Each address has a budget of bytes read by its failed handshakes
+// beyond the first 2 KiB of each (a whole handshake of the mesh with a P-256 SVID is ~1.5 KB: a
+// broken peer spends nothing, however often it fails; a chain with one costly certificate does
+// not fit in 2 KiB, and a reviewer's 3.6 KB chain, free under a 4 KiB allowance, kept a core busy
+// from one address): 64 KiB at once, refilled at 2 KiB a second (a hostile chain costs ~4.6 ms
+// of CPU per KiB checked, so the budget holds one address to ~1 % of a core). A chain judged
+// costly on its face (more certificates than a mesh SVID path, a key no SVID holds) spends the
+// whole budget at once. Each handshake in progress holds 4 KiB of its address's budget until it
+// ends, and a new one is refused when those held already exceed what is left: handshakes kept
+// open after their chains were checked (charged only when they fail, at the handshake timeout)
+// cannot outnumber the budget (17 at a full one, one at a time once it is spent). An IPv6
+// address's /64 has a budget of its own, eight times larger, so that one host cannot start
+// afresh on each of its addresses. A spent budget refuses the address (or the /64) for 1 s (the
+// inbound closes its connections at accept, the outbound does not dial it), doubling with each
+// spent budget that follows within 10 min, up to 60 s; what was spent beyond it is owed, refilled
+// only after the wait. At most 10,000 keys are remembered; the least recently used go first.
 
 import { isIPv6 } from 'node:net';
 
@@ -30,13 +31,18 @@ const MAX_WAIT_MS = 60_000;
 const FORGET_AFTER_MS = 10 * 60_000;
 const MAX_KEYS = 10_000;
 
+/** The budget of the `i`th key of an address (addressKeys): the address's, then its /64's. */
+function budgetOf(i: number): typeof ADDRESS_BUDGET {
+  return i === 0 ? ADDRESS_BUDGET : PREFIX_BUDGET;
+}
+
 interface Standing {
   /** Bytes left, as of `at` (below 0: owed). */
   tokens: number;
   /** Handshakes in progress, each holding RESERVED_PER_HANDSHAKE. */
   inProgress: number;
   at: number;
-  /** Refused at accept until this time. */
+  /** Refused (at accept, or not dialled) until this time. */
   until: number;
   /** The next wait's length. */
   nextWaitMs: number;
@@ -67,9 +73,18 @@ function expandIPv6(address: string): string[] {
 export class AddressPenalties {
   private readonly standings = new Map<string, Standing>();
 
-  constructor(private readonly now: () => number) {}
+  /**
+   * `boundWhileFull` false: handshakes in progress are bounded only once a failure has spent
+   * part of the budget (the outbound: it makes its own dials, as many as its app's requests ask
+   * for, and an upstream of the mesh that never fails must take every one; the inbound bounds
+   * them from the first, as a caller chooses how many it opens).
+   */
+  constructor(
+    private readonly now: () => number,
+    private readonly boundWhileFull = true,
+  ) {}
 
-  /** The first of `keys` refused at accept now, and for how long more (ms); undefined when none is. */
+  /** The first of `keys` refused now, and for how long more (ms); undefined when none is. */
   refused(keys: readonly string[]): { key: string; ms: number } | undefined {
     const now = this.now();
     for (const key of keys) {
@@ -85,8 +100,9 @@ export class AddressPenalties {
    */
   reserve(keys: readonly string[]): boolean {
     const now = this.now();
-    const standings = keys.map((key, i) => this.standingOf(key, i === 0 ? ADDRESS_BUDGET : PREFIX_BUDGET, now));
-    if (standings.some((s) => s.tokens - s.inProgress * RESERVED_PER_HANDSHAKE < 0)) return false;
+    const standings = keys.map((key, i) => this.standingOf(key, budgetOf(i), now));
+    const bounded = (s: Standing, i: number) => this.boundWhileFull || s.tokens < budgetOf(i).capacity;
+    if (standings.some((s, i) => bounded(s, i) && s.tokens - s.inProgress * RESERVED_PER_HANDSHAKE < 0)) return false;
     for (const standing of standings) standing.inProgress++;
     return true;
   }
@@ -108,8 +124,7 @@ export class AddressPenalties {
     const now = this.now();
     let spent: { key: string; ms: number } | undefined;
     keys.forEach((key, i) => {
-      const budget = i === 0 ? ADDRESS_BUDGET : PREFIX_BUDGET;
-      const standing = this.standingOf(key, budget, now);
+      const standing = this.standingOf(key, budgetOf(i), now);
       // waiting already: what fails meanwhile (its handshakes in progress, closed when the wait
       // began) neither spends more nor lengthens the next wait
       if (standing.until > now) return;
