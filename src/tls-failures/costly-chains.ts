@@ -13,9 +13,9 @@
 //   its first bytes, and it is answered with a 400);
 // - a chain that was reported (the handshake ran to its end and the chain failed): costly when it
 //   holds more certificates than a mesh SVID path, or a key no SVID holds whose check costs far
-//   more than theirs (RSA above 8,192 bits or with another exponent than 65537, DSA, a type Node
-//   does not name). The certificates are as Node links them from the leaf, which may stop short
-//   of what OpenSSL checked: the bytes are the measure that holds.
+//   more than theirs (RSA above 8,192 bits or with another exponent than 65537, EC on a binary
+//   curve, DSA, a type Node does not name). The certificates are as Node links them from the
+//   leaf, which may stop short of what OpenSSL checked: the bytes are the measure that holds.
 // handshake-budgets.ts turns these into a budget per peer address (the inbound's callers,
 // connection-caps.ts; the outbound's endpoints, outbound/dial-budgets.ts).
 
@@ -32,7 +32,12 @@ export function costlyToCheck(chain: { readonly certificates: readonly Buffer[];
   return chain.certificates.some((der) => {
     const key = new X509Certificate(der).publicKey;
     switch (key.asymmetricKeyType) {
-      case 'ec':
+      case 'ec': {
+        // a curve over a binary field (sect571r1: 2.3 ms a check, twenty P-256's) or one Node
+        // cannot name; the prime curves cost at most P-521's ~1.1 ms
+        const curve = key.asymmetricKeyDetails?.namedCurve;
+        return curve === undefined || /^(sect|c2)/.test(curve);
+      }
       case 'ed25519':
       case 'ed448':
         return false;

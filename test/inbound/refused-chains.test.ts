@@ -192,6 +192,9 @@ t.test('what is costly to check', async (t) => {
   t.ok(costlyToCheck({ certificates: [...mesh, mesh[1]!, mesh[1]!], total: 5 }), 'five');
   t.ok(costlyToCheck({ certificates: pems.slice(0, 2), total: 2 }), 'an RSA key with another exponent than 65537');
   t.notOk(costlyToCheck({ certificates: [pems[0]!], total: 1 }), 'the hostile leaf alone (P-256)');
+  const ec = (curve: string) => der(readFileSync(`${HOSTILE}ec-${curve}.pem`, 'utf8'));
+  t.ok(costlyToCheck({ certificates: [ec('sect571r1')], total: 1 }), 'an EC key on a binary curve (sect571r1: 2.3 ms a check)');
+  t.notOk(costlyToCheck({ certificates: [ec('secp521r1')], total: 1 }), 'P-521 (1.1 ms a check, a key an SVID may hold)');
 });
 
 t.test('the handshakes in progress from the address are closed when one of its chains is refused', async (t) => {
