@@ -122,8 +122,8 @@ export class ConnectionCaps {
   }
 
   /**
-   * A handshake from `address` failed after `bytes` were read from it (`costly`: its chain alone
-   * was judged costly, tls-failures/costly-chains.ts). When that spends the budget of the address or its
+   * A handshake from `address` failed after `bytes` were read from it (`costly`: judged costly
+   * where it failed, tls-failures/costly-chains.ts). When that spends the budget of the address or its
    * /64, the handshakes in progress from there are closed now (this runs before their next read:
    * each may hold a chain as costly) and new connections refused at accept for a while.
    */
@@ -141,7 +141,7 @@ export class ConnectionCaps {
     const through = this.log.take(`chain_refused_now ${spent.key}`);
     if (through === undefined) return;
     const others = closed > 0 ? ` (its ${closed} other TLS handshakes in progress closed)` : '';
-    const what = costly ? 'a certificate chain that failed verification and was costly to check (more certificates than a mesh SVID path, or a key no SVID holds)' : `failed TLS handshakes beyond their budget (${bytes} bytes read by the last; checking the chains they carry can take the CPU)`;
+    const what = costly ? 'a failed TLS handshake whose certificates were costly to check, or could not be seen after the caller could send them' : `failed TLS handshakes beyond their budget (${bytes} bytes read by the last; checking the chains they carry can take the CPU)`;
     this.logger.warn({ reason: 'chain_refused', remote: address, key: spent.key, refusedMs: spent.ms, ...leftOutFields(through) }, `inbound: ${what} from ${spent.key}; new connections from there are refused for ${spent.ms / 1000} s${others}${leftOut(through, 'refused')}`);
   }
 

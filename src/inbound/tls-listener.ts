@@ -26,8 +26,8 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
-import { chainVerdictOf, presentedChainOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
-import { costlyToCheck, failedHandshakeBytes } from '../tls-failures/costly-chains.js';
+import { chainVerdictOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
+import { failedCallerHandshake } from '../tls-failures/costly-chains.js';
 import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
 import { callerChains } from './caller-trust.js';
 
@@ -44,7 +44,7 @@ export interface TlsListenerOptions {
    * look at; `roots` are the new bundle's.
    */
   readonly onTrustNarrowed?: (roots: readonly X509Certificate[]) => void;
-  /** A handshake from `address` failed after `bytes` were read from it; `costly`: its chain was reported and judged costly to check (tls-failures/costly-chains.ts). */
+  /** A handshake from `address` failed: `costly` (tls-failures/costly-chains.ts) spends its whole budget, else `bytes` read from it are charged beyond the free part. */
   readonly onHandshakeFailed?: (address: string, bytes: number, costly: boolean) => void;
   /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
@@ -128,8 +128,8 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     // what checking its chain may have cost, with whatever keys the caller chose (tls-failures/costly-chains.ts)
     const address = remoteOf(socket).address;
     if (address !== undefined) {
-      const presented = presentedChainOf(socket);
-      options.onHandshakeFailed?.(address, failedHandshakeBytes(err, socket), presented !== undefined && costlyToCheck(presented));
+      const cost = failedCallerHandshake(err, socket);
+      options.onHandshakeFailed?.(address, cost.bytes, cost.costly);
     }
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
     if (answerPlainHttp(err, socket, 'inbound')) return;

@@ -53,6 +53,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     // the TCP connection first, the TLS socket over it: only the TCP socket counts the bytes a
     // failed handshake read (what its chain may have cost), and a tunnel resets it
     const tcp = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    if (ticket) options.budgets?.dialling(ticket, tcp);
     const material = options.identity.tls();
     const socket: ResettableSocket = tls.connect({
       socket: tcp,
@@ -79,7 +80,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
-      if (ticket) options.budgets?.end(endpoint, ticket, { err: err as { code?: string }, socket });
+      if (ticket) options.budgets?.end(endpoint, ticket, socket);
       reject(withPeerCertificate(err, socket));
     };
     // which step stalled tells a host that drops SYNs (down, a firewall) from a process that

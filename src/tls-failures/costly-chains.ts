@@ -1,62 +1,126 @@
-// What a failed TLS handshake cost this side, as far as can be told after it. OpenSSL checks
-// every signature of the chain the peer presents, with keys the peer made, before meshcar sees
-// the connection; Node 20 gives no verify depth, certificate-list size or verify callback to
-// bound that before the work is done (Envoy would cap it with max_verify_depth). The inbound asks
-// every caller for a certificate; the outbound checks every upstream's. Ten self-made RSA-3072
-// intermediates with 3,064-bit public exponents cost the inbound 62 ms of CPU per handshake (4 ms
-// for a caller of the mesh), the outbound 80 ms per dial; seventy, which fit OpenSSL's 100 KB
-// certificate message, about 400 ms. Two measures of it:
-// - the bytes read from the peer before the handshake failed: a chain is checked as its
-//   certificate message arrives, before the peer proves its key, so a peer that then breaks the
-//   handshake off is never reported with its chain, while what a chain costs grows with its size
-//   (~4.6 ms a KiB at worst); plain HTTP to the inbound's port is not counted (OpenSSL stops at
-//   its first bytes, and it is answered with a 400);
-// - a chain that was reported (the handshake ran to its end and the chain failed): costly when it
-//   holds more certificates than a mesh SVID path, or a key no SVID holds whose check costs far
-//   more than theirs (RSA above 8,192 bits or with another exponent than 65537, EC on a binary
-//   curve, DSA, a type Node does not name). The certificates are as Node links them from the
-//   leaf, which may stop short of what OpenSSL checked: the bytes are the measure that holds.
+// What a failed TLS handshake cost this side, as far as can be told after it. OpenSSL parses
+// every certificate the peer presents and checks the signatures of the chain it builds, with
+// keys the peer made, before meshcar sees the connection; Node 20 gives no verify depth,
+// certificate-list size or verify callback to bound that before the work is done (Envoy would
+// cap it with max_verify_depth). The inbound asks every caller for a certificate; the outbound
+// checks every upstream's. Ten self-made RSA-3072 intermediates with 3,064-bit public exponents
+// cost the inbound 62 ms of CPU per handshake (4 ms for a caller of the mesh), the outbound 80 ms
+// per dial; an EC key with explicit parameters over a crafted prime field costs 130 ms to decode
+// in 386 bytes, before any signature. So what a chain costs cannot be read from its size, and a
+// failed handshake is judged by where it failed:
+// - the peer's certificates were reported (the handshake ran to its end and failed on the chain,
+//   or, on the outbound, on the SPIFFE ID): costly when they hold more certificates than a mesh
+//   SVID path, a key no SVID holds or whose checks together cost far more than a mesh path's
+//   (read from the DER, pki/spki-read.ts, never decoded again), or when more bytes came than
+//   those certificates and the handshake's other messages explain (certificates Node did not
+//   link into the chain, which OpenSSL parsed all the same);
+// - not reported, after the peer could have sent certificates (inbound, TLS 1.3: bytes after the
+//   ClientHello; TLS 1.2: past the hello at all; outbound: more than a ServerHello read):
+//   costly, since the certificates it may have sent cannot be seen. A mesh peer's failures are
+//   reported ones (an expired SVID, another CA's) and are not costly;
+// - otherwise (a broken ClientHello, a peer that is no TLS server) the bytes read, charged beyond
+//   2 KiB; plain HTTP to the inbound's port is not counted (it is answered with a 400).
 // handshake-budgets.ts turns these into a budget per peer address (the inbound's callers,
 // connection-caps.ts; the outbound's endpoints, outbound/dial-budgets.ts).
 
-import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { publicKeyFacts, type KeyFacts } from '../pki/spki-read.js';
+import { firstSecretOf, presentedChainOf } from './peer-certificate.js';
 
 /** Certificates a mesh SVID path may have as sent: leaf, issuer, a cross-signed issuer, root. */
 const MAX_MESH_CHAIN = 4;
 const MAX_RSA_BITS = 8_192;
+/** What the checks with a chain's keys may cost together (ms, this machine): a P-521 leaf and issuer (2.3) pass, three P-521 keys do not. */
+const MAX_CHAIN_CHECK_MS = 2.5;
+/** Bytes after a TLS 1.3 ClientHello that say the caller sent more than a ChangeCipherSpec and an alert. */
+const SECOND_FLIGHT_BYTES = 64;
+/** A server's TLS 1.2 answer to a hello (ServerHello, Certificate, ...) is larger than this; an alert is 7 bytes. */
+const TLS12_ANSWER_BYTES = 256;
+/** More than a ServerHello (and its ChangeCipherSpec) read by the outbound: the server's certificates may have come. */
+const SERVER_HELLO_BYTES = 256;
+/**
+ * What a caller's second flight holds besides its certificates (each with 5 bytes of framing)
+ * and its signature: ChangeCipherSpec, the messages' headers, Finished, three records' framing
+ * (~150 bytes), and room for the first application data read with it (a mesh caller's HTTP/2
+ * preface, SETTINGS and first request).
+ */
+const CALLER_FLIGHT_OTHER_BYTES = 768;
+/** What a server's flight holds besides its certificates and signature: ServerHello, EncryptedExtensions, a CertificateRequest naming its roots, Finished, framing. */
+const SERVER_FLIGHT_OTHER_BYTES = 1_536;
 
-/** Whether checking the chain a peer presented (the first certificates as DER, and how many in all) cost far more than a mesh SVID's. */
-export function costlyToCheck(chain: { readonly certificates: readonly Buffer[]; readonly total: number }): boolean {
-  if (chain.total > MAX_MESH_CHAIN) return true;
-  return chain.certificates.some((der) => {
-    const key = new X509Certificate(der).publicKey;
-    switch (key.asymmetricKeyType) {
-      case 'ec': {
-        // a curve over a binary field (sect571r1: 2.3 ms a check, twenty P-256's) or one Node
-        // cannot name; the prime curves cost at most P-521's ~1.1 ms
-        const curve = key.asymmetricKeyDetails?.namedCurve;
-        return curve === undefined || /^(sect|c2)/.test(curve);
-      }
-      case 'ed25519':
-      case 'ed448':
-        return false;
-      case 'rsa':
-      case 'rsa-pss': {
-        const { modulusLength = Infinity, publicExponent } = key.asymmetricKeyDetails ?? {};
-        return modulusLength > MAX_RSA_BITS || publicExponent !== 65537n;
-      }
-      default:
-        return true;
-    }
-  });
+/** What checking a signature with a key costs (ms, this machine), Infinity for a key no SVID holds. */
+function checkMs(key: KeyFacts): number {
+  switch (key.type) {
+    case 'rsa':
+      return key.bits > MAX_RSA_BITS || !key.exponent65537 ? Infinity : 0.03 * (key.bits / 2048) ** 2;
+    case 'ec':
+      return { 'P-256': 0.1, 'P-384': 0.5, 'P-521': 1.2, other: Infinity }[key.curve];
+    case 'ed25519':
+      return 0.1;
+    case 'ed448':
+      return 0.2;
+    default:
+      return Infinity;
+  }
 }
 
-/** The bytes read from a peer whose handshake failed with `err`: what its chain may have cost (0 for plain HTTP, which OpenSSL read none of as a handshake). The TLS socket must run over a TCP socket of its own (a server's accepted one; a client's dialled first). */
-export function failedHandshakeBytes(err: { code?: string }, socket: TLSSocket): number {
-  if (err.code === 'ERR_SSL_HTTP_REQUEST' || err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST') return 0;
-  // the TCP socket counts what was read (the TLS socket over it counts only what it decrypted),
-  // and keeps the count after its close
-  const raw = (socket as TLSSocket & { _parent?: { bytesRead?: number } | null })._parent;
-  return raw?.bytesRead ?? 0;
+/** The size of a signature made with a key (bytes), as a CertificateVerify carries it. */
+function signatureBytes(key: KeyFacts): number {
+  if (key.type === 'rsa') return Math.ceil(key.bits / 8);
+  if (key.type === 'ec') return { 'P-256': 72, 'P-384': 104, 'P-521': 139, other: 0 }[key.curve];
+  return key.type === 'ed448' ? 114 : 64;
+}
+
+type Chain = { readonly certificates: readonly Buffer[]; readonly total: number };
+
+/** Whether checking the chain a peer presented (the first certificates as DER, and how many in all) cost far more than a mesh SVID's. */
+export function costlyToCheck(chain: Chain): boolean {
+  if (chain.total > MAX_MESH_CHAIN) return true;
+  let ms = 0;
+  for (const der of chain.certificates) ms += checkMs(publicKeyFacts(der));
+  return ms > MAX_CHAIN_CHECK_MS;
+}
+
+/** The bytes a flight with `chain` explains: its certificates and the leaf's signature, plus `other`. */
+function explainedBytes(chain: Chain, other: number): number {
+  let bytes = other;
+  for (const der of chain.certificates) bytes += der.length + 5;
+  const leaf = chain.certificates[0];
+  return bytes + (leaf ? signatureBytes(publicKeyFacts(leaf)) : 0);
+}
+
+/** What a failed handshake cost: `costly` spends the peer's whole budget, else `bytes` are charged beyond the free part. */
+export interface FailedHandshake {
+  readonly bytes: number;
+  readonly costly: boolean;
+}
+
+type OverTcp = TLSSocket & { _parent?: { bytesRead?: number; bytesWritten?: number } | null };
+
+/** A caller's handshake that failed with `err` on the inbound (the TLS socket over the accepted TCP socket). */
+export function failedCallerHandshake(err: { code?: string }, socket: TLSSocket): FailedHandshake {
+  // plain HTTP: OpenSSL stopped at its first bytes
+  if (err.code === 'ERR_SSL_HTTP_REQUEST' || err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST') return { bytes: 0, costly: false };
+  // the TCP socket counts what was read and written (the TLS socket only what it decrypted), and keeps the counts after its close
+  const raw = (socket as OverTcp)._parent;
+  const read = raw?.bytesRead ?? 0;
+  const first = firstSecretOf(socket);
+  const presented = presentedChainOf(socket);
+  if (first?.tls13) {
+    const flight = read - first.bytesRead;
+    if (presented) return { bytes: 0, costly: costlyToCheck(presented) || flight > explainedBytes(presented, CALLER_FLIGHT_OTHER_BYTES) };
+    return { bytes: read, costly: flight > SECOND_FLIGHT_BYTES };
+  }
+  // TLS 1.2: its secret comes after the caller's certificate, and its answer to the hello went
+  // out before the certificate came (which came in the clear, unseen): past the hello, costly
+  if (first !== undefined || (raw?.bytesWritten ?? 0) > TLS12_ANSWER_BYTES) return { bytes: read, costly: true };
+  return { bytes: read, costly: false };
+}
+
+/** A dial's handshake that failed on the outbound (the TLS socket over the TCP socket dialled first). */
+export function failedDialHandshake(socket: TLSSocket): FailedHandshake {
+  const read = (socket as OverTcp)._parent?.bytesRead ?? 0;
+  const presented = presentedChainOf(socket);
+  if (presented) return { bytes: 0, costly: costlyToCheck(presented) || read > explainedBytes(presented, SERVER_FLIGHT_OTHER_BYTES) };
+  return { bytes: read, costly: read > SERVER_HELLO_BYTES };
 }

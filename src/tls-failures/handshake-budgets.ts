@@ -1,21 +1,18 @@
 // What failed TLS handshakes may cost this side per peer address (the inbound's callers, the
-// outbound's endpoints), and the address's wait once they cost more (costly-chains.ts says why a
-// failed handshake is costly). Each address has a budget of bytes read by its failed handshakes
-// beyond the first 2 KiB of each (a whole handshake of the mesh with a P-256 SVID is ~1.5 KB: a
-// broken peer spends nothing, however often it fails; a chain with one costly certificate does
-// not fit in 2 KiB, and a reviewer's 3.6 KB chain, free under a 4 KiB allowance, kept a core busy
-// from one address): 64 KiB at once, refilled at 2 KiB a second (a hostile chain costs ~4.6 ms
-// of CPU per KiB checked, so the budget holds one address to ~1 % of a core). A chain judged
-// costly on its face (more certificates than a mesh SVID path, a key no SVID holds) spends the
-// whole budget at once. Each handshake in progress holds 4 KiB of its address's budget until it
-// ends, and a new one is refused when those held already exceed what is left: handshakes kept
-// open after their chains were checked (charged only when they fail, at the handshake timeout)
-// cannot outnumber the budget (17 at a full one, one at a time once it is spent). An IPv6
-// address's /64 has a budget of its own, eight times larger, so that one host cannot start
-// afresh on each of its addresses. A spent budget refuses the address (or the /64) for 1 s (the
-// inbound closes its connections at accept, the outbound does not dial it), doubling with each
-// spent budget that follows within 10 min, up to 60 s; what was spent beyond it is owed, refilled
-// only after the wait. At most 10,000 keys are remembered; the least recently used go first.
+// outbound's endpoints), and the address's wait once they cost more (costly-chains.ts says when
+// a failed handshake is costly). Each address has a budget of bytes read by its failed
+// handshakes beyond the first 2 KiB of each: 64 KiB at once, refilled at 2 KiB a second. A
+// handshake judged costly spends the whole budget at once, the /64's too. Each handshake in
+// progress holds 4 KiB of its address's budget until it ends, and a new one is refused when
+// those held already exceed what is left: handshakes kept open after their chains were checked
+// (charged only when they fail, at the handshake timeout) cannot outnumber the budget (17 at a
+// full one, one at a time once it is spent; the outbound, which makes its own dials, bounds them
+// only once the budget is below full). An IPv6 address's /64 has a budget of its own, eight
+// times larger, so that one host cannot start afresh on each of its addresses. A spent budget
+// refuses the address (or the /64) for 1 s (the inbound closes its connections at accept, the
+// outbound does not dial it), doubling with each spent budget that follows within 10 min, up to
+// 60 s; what was spent beyond it is owed, refilled only after the wait. At most 10,000 keys are
+// remembered; the least recently used go first.
 
 import { isIPv6 } from 'node:net';
 
@@ -117,7 +114,7 @@ export class AddressPenalties {
 
   /**
    * A handshake from the address `keys` name failed after `bytes` were read from it (`costly`:
-   * its chain alone was judged costly): the key whose budget that spent, and its wait (ms), or
+   * judged costly, costly-chains.ts): the key whose budget that spent, and its wait (ms), or
    * undefined while every budget holds.
    */
   failedHandshake(keys: readonly string[], bytes: number, costly: boolean): { key: string; ms: number } | undefined {
@@ -128,10 +125,28 @@ export class AddressPenalties {
       // waiting already: what fails meanwhile (its handshakes in progress, closed when the wait
       // began) neither spends more nor lengthens the next wait
       if (standing.until > now) return;
-      standing.tokens -= costly && i === 0 ? Math.max(standing.tokens, 0) + 1 : Math.max(0, bytes - FREE_BYTES_PER_HANDSHAKE);
-      if (standing.tokens < 0 && spent === undefined) spent = { key, ms: this.wait(standing, now) };
+      // a costly one spends the /64's too: hosts taking turns on its addresses share that
+      standing.tokens -= costly ? Math.max(standing.tokens, 0) + 1 : Math.max(0, bytes - FREE_BYTES_PER_HANDSHAKE);
+      if (standing.tokens < 0) {
+        // each key spent waits (an address and its /64 both, for a costly one)
+        const ms = this.wait(standing, now);
+        spent ??= { key, ms };
+      }
     });
     return spent;
+  }
+
+  /** How long (ms) until the first of `keys` that owes part of its budget owes nothing; 0 when none owes. */
+  owedMs(keys: readonly string[]): number {
+    const now = this.now();
+    let ms = 0;
+    keys.forEach((key, i) => {
+      const standing = this.standings.get(key);
+      if (standing === undefined) return;
+      const tokens = standing.tokens + (Math.max(0, now - standing.at) / 1000) * budgetOf(i).perSecond;
+      if (tokens < 0) ms = Math.max(ms, Math.max(0, standing.at - now) + (-tokens / budgetOf(i).perSecond) * 1000);
+    });
+    return ms;
   }
 
   private standingOf(key: string, budget: typeof ADDRESS_BUDGET, now: number): Standing {

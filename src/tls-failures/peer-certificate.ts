@@ -26,13 +26,11 @@ export function watchPeerCertificate(socket: TLSSocket): void {
 }
 
 function keepPeerCertificate(this: TLSSocket): void {
-  // a chain that failed verification: its certificates, to judge what checking it cost
-  // (costly-chains.ts), the leaf among them (one getPeerCertificate build, not two)
-  if (chainVerdict(this)) return keepPresentedChain(this);
-  // the raw bytes, parsed only if a failure is described (the WeakMap above): Node's first
-  // getPeerX509Certificate() is left to the readers that walk the issuer chain (pki/peer-x509.ts)
-  const raw = this.getPeerCertificate()?.raw;
-  if (raw) certificates.set(this, raw);
+  // the certificates the server presented (the leaf among them), to judge what checking them
+  // cost should the dial fail (costly-chains.ts: on its chain, or on its SPIFFE ID); the raw
+  // bytes, parsed only if a failure is described. One detailed build per dial (~0.1 ms):
+  // dials are few, sessions long-lived
+  keepPresentedChain(this);
 }
 
 /**
@@ -49,11 +47,11 @@ function chainVerdict(socket: TLSSocket): unknown {
   return typeof verifyError !== 'function' || verifyError.call(handle);
 }
 
-/** The certificates a peer whose chain failed verification presented (DER, leaf first, as Node walks them from the leaf), at most MAX_KEPT_CHAIN of them. */
+/** The certificates a peer presented (DER, leaf first, as Node walks them from the leaf), at most MAX_KEPT_CHAIN of them: a caller's when its chain failed verification, a server's always. */
 const presentedChains = new WeakMap<TLSSocket, { readonly certificates: readonly Buffer[]; readonly total: number }>();
 const MAX_KEPT_CHAIN = 8;
 
-/** The certificates a peer (a caller, an upstream) whose chain failed verification presented: the first few (DER, leaf first) and how many in all. */
+/** The certificates a peer presented (a caller whose chain failed verification, any upstream): the first few (DER, leaf first) and how many in all. */
 export function presentedChainOf(socket: TLSSocket): { readonly certificates: readonly Buffer[]; readonly total: number } | undefined {
   return presentedChains.get(socket);
 }
@@ -97,11 +95,25 @@ export function watchServerPeerCertificates(server: Server): void {
   // remoteOf looks for a caller gone before its handshake's first key (connection-caps.ts has
   // read it already; this keeps remoteOf from depending on that)
   server.on('connection', (raw: { remoteAddress?: string }) => void raw.remoteAddress);
-  server.on('keylog', (_line: Buffer, socket: TLSSocket) => {
+  server.on('keylog', (line: Buffer, socket: TLSSocket) => {
     if (remotes.has(socket)) return; // one 'keylog' per secret: five per TLS 1.3 handshake
     remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
+    // TLS 1.3 derives its first secrets from the ClientHello, before the caller can send its
+    // certificate (it needs the ServerHello's key share): what was read by now is the hello.
+    // TLS 1.2 logs its one line (CLIENT_RANDOM) only after the caller's certificate
+    const raw = (socket as TLSSocket & { _parent?: { bytesRead?: number } | null })._parent;
+    firstSecrets.set(socket, { bytesRead: raw?.bytesRead ?? 0, tls13: !line.subarray(0, 13).equals(CLIENT_RANDOM) });
     socket.prependOnceListener('secure', keepRefusedCallerCertificate);
   });
+}
+
+const CLIENT_RANDOM = Buffer.from('CLIENT_RANDOM');
+/** When an accepted handshake derived its first secret: the bytes read from the caller by then, and whether it is TLS 1.3. */
+const firstSecrets = new WeakMap<TLSSocket, { readonly bytesRead: number; readonly tls13: boolean }>();
+
+/** An accepted handshake's first secret (watchServerPeerCertificates): the bytes read by then, and whether it is TLS 1.3; undefined before one. */
+export function firstSecretOf(socket: TLSSocket): { readonly bytesRead: number; readonly tls13: boolean } | undefined {
+  return firstSecrets.get(socket);
 }
 
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {

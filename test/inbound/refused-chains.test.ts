@@ -12,11 +12,13 @@
 
 import t from 'tap';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
 import { costlyToCheck } from '../../src/tls-failures/costly-chains.js';
+import { publicKeyFacts } from '../../src/pki/spki-read.js';
 import { addressKeys, AddressPenalties } from '../../src/tls-failures/handshake-budgets.js';
 import { makePki } from '../helpers/pki.js';
 
@@ -26,10 +28,10 @@ const hostile = { cert: readFileSync(`${HOSTILE}chain10.pem`, 'utf8'), key: read
 type Outcome = 'served' | 'refused in the handshake' | 'closed at accept';
 
 /** One connection from `from`: served (handshake done, the server answered an HTTP/1.1 request), refused in its handshake (the server spoke TLS), or closed at accept (nothing came back). */
-function connectFrom(fx: InboundFixture, from: string, credentials: { cert: string; key: string }): Promise<Outcome> {
+function connectFrom(fx: InboundFixture, from: string, credentials: { cert: string; key: string }, extra: tls.ConnectionOptions = {}): Promise<Outcome> {
   return new Promise((resolve) => {
     let spoke = false;
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, localAddress: from, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...credentials, checkServerIdentity: () => undefined });
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, localAddress: from, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...credentials, checkServerIdentity: () => undefined, ...extra });
     // TLS 1.3: the client's handshake ends before the server has judged its certificate
     socket.once('secureConnect', () => {
       spoke = true;
@@ -41,6 +43,41 @@ function connectFrom(fx: InboundFixture, from: string, credentials: { cert: stri
     });
     socket.on('error', () => {});
     socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
+  });
+}
+
+/** A TLS 1.3 handshake from `from` whose records stop after the first encrypted one (the caller's certificate message), then a FIN: resolves once the server has closed it. */
+function cutAfterCertificate(fx: InboundFixture, from: string, credentials: { cert: string; key: string }): Promise<void> {
+  return new Promise((resolve) => {
+    const raw = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: from });
+    let pending = Buffer.alloc(0);
+    let cut = false;
+    const duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        pending = Buffer.concat([pending, chunk]);
+        while (!cut && pending.length >= 5) {
+          const length = pending.readUInt16BE(3);
+          if (pending.length < 5 + length) break;
+          const record = pending.subarray(0, 5 + length);
+          pending = pending.subarray(5 + length);
+          raw.write(record);
+          if (record[0] === 23) {
+            cut = true;
+            raw.end();
+          }
+        }
+        done();
+      },
+    });
+    raw.on('data', (data: Buffer) => duplex.push(data));
+    raw.on('error', () => {});
+    const socket = tls.connect({ socket: duplex, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3', ...credentials, rejectUnauthorized: false });
+    socket.on('error', () => {});
+    raw.once('close', () => {
+      socket.destroy();
+      resolve();
+    });
   });
 }
 
@@ -195,6 +232,23 @@ t.test('what is costly to check', async (t) => {
   const ec = (curve: string) => der(readFileSync(`${HOSTILE}ec-${curve}.pem`, 'utf8'));
   t.ok(costlyToCheck({ certificates: [ec('sect571r1')], total: 1 }), 'an EC key on a binary curve (sect571r1: 2.3 ms a check)');
   t.notOk(costlyToCheck({ certificates: [ec('secp521r1')], total: 1 }), 'P-521 (1.1 ms a check, a key an SVID may hold)');
+  t.notOk(costlyToCheck({ certificates: [ec('secp521r1'), ec('secp521r1')], total: 2 }), 'a P-521 leaf and issuer (2.3 ms in all)');
+  t.ok(costlyToCheck({ certificates: [ec('secp521r1'), ec('secp521r1'), ec('secp521r1')], total: 3 }), 'three P-521 keys (3.5 ms in all: more than a mesh path costs)');
+  t.ok(costlyToCheck({ certificates: [ec('explicit')], total: 1 }), 'an EC key with explicit parameters (judged from the DER: decoding such a key can be the cost)');
+  t.notOk(costlyToCheck({ certificates: [der(readFileSync(`${HOSTILE}rsa-foreign.pem`, 'utf8'))], total: 1 }), 'RSA-2048 with exponent 65537');
+});
+
+t.test("a key's facts are read from the DER", async (t) => {
+  const der = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+  const pems = (name: string) => readFileSync(`${HOSTILE}${name}.pem`, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map(der);
+  t.same(publicKeyFacts(pems('rsa-foreign')[0]!), { type: 'rsa', bits: 2048, exponent65537: true }, 'RSA-2048, 65537');
+  t.same(publicKeyFacts(pems('rsa-foreign')[1]!), { type: 'rsa', bits: 3072, exponent65537: true }, 'RSA-3072, 65537');
+  t.same(publicKeyFacts(pems('chain10')[1]!), { type: 'rsa', bits: 3072, exponent65537: false }, 'RSA-3072 with a 3,064-bit exponent');
+  t.same(publicKeyFacts(pems('chain10')[0]!), { type: 'ec', curve: 'P-256' }, 'P-256');
+  t.same(publicKeyFacts(pems('ec-secp521r1')[0]!), { type: 'ec', curve: 'P-521' }, 'P-521');
+  t.same(publicKeyFacts(pems('ec-sect571r1')[0]!), { type: 'ec', curve: 'other' }, 'a binary curve');
+  t.same(publicKeyFacts(pems('ec-explicit')[0]!), { type: 'ec', curve: 'other' }, 'explicit parameters');
+  t.same(publicKeyFacts(Buffer.from('30030201', 'hex')), { type: 'other' }, 'not a certificate');
 });
 
 t.test('the handshakes in progress from the address are closed when one of its chains is refused', async (t) => {
@@ -240,6 +294,10 @@ t.test('the budget: 64 KiB of what failed handshakes read beyond 2 KiB each, ref
   const b = ['10.0.0.2'];
   t.same(penalties.failedHandshake(b, 1 * KiB, true), { key: '10.0.0.2', ms: 1_000 }, 'a chain judged costly spends the whole budget at once');
   t.equal(penalties.refused(['10.0.0.3']), undefined, 'another address is not refused');
+  const v6 = addressKeys('2001:db8::7');
+  t.same(penalties.failedHandshake(v6, 1 * KiB, true), { key: '2001:db8:0:0:0:0:0:7', ms: 1_000 }, 'a costly one from an IPv6 address spends its budget');
+  t.same(penalties.refused(addressKeys('2001:db8::8')), { key: '2001:db8:0:0::/64', ms: 1_000 }, "and its /64's: another address of the /64 is refused too");
+  t.equal(Math.round(penalties.owedMs(v6)), 1_000, 'what it owes (a byte) is refilled within a millisecond of the wait');
   const c = ['10.0.0.4'];
   t.equal(penalties.failedHandshake(c, 200 * KiB, false)?.ms, 1_000, 'a failed handshake that read 200 KiB: refused for 1 s');
   clock.ms += 1_000 + 60_000;
@@ -295,4 +353,35 @@ t.test('at most 10,000 keys are remembered: the least recently used go first', a
   t.equal(penalties.refused(['10.0.0.0']), undefined, 'the first forgotten');
   t.ok(penalties.refused(['10.0.0.1']), 'the second still refused');
   t.ok(penalties.refused(['10.0.39.16']), 'the last refused');
+});
+
+t.test('a failed handshake that could have carried certificates nobody saw is costly, however small: TLS 1.3 cut after the certificate message, TLS 1.2 past its hello, a reported chain with more bytes than its certificates explain', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const good = { cert: (await fx.client()).chainPem, key: (await fx.client()).privateKeyPem };
+  const small = { cert: readFileSync(`${HOSTILE}small2.pem`, 'utf8'), key: readFileSync(`${HOSTILE}small2.key`, 'utf8') };
+  t.ok(Buffer.byteLength(small.cert) < 2_400, 'the chain: 1,619 bytes of DER (a leaf and an intermediate whose key costs ~6 ms a check)');
+
+  await cutAfterCertificate(fx, '127.0.0.21', small);
+  t.equal(await connectFrom(fx, '127.0.0.21', good), 'closed at accept', 'TLS 1.3 cut after its certificate message (under 2 KiB, never reported): the address is refused at accept after one');
+
+  await cutAfterCertificate(fx, '127.0.0.22', good);
+  t.equal(await connectFrom(fx, '127.0.0.22', good), 'closed at accept', 'the same cut with a certificate of the mesh: alike (what was sent cannot be seen)');
+
+  const stranger = await (await makePki(fx.pki.trustDomain)).issue('spiffe://mesh.test/svc/frontend');
+  const foreign = { cert: stranger.chainPem, key: stranger.privateKeyPem };
+  const unknownBefore = verifiedFailures(fx);
+  // on TLS 1.2 the server's Finished does not go out: the caller sees the connection close
+  t.not(await connectFrom(fx, '127.0.0.23', foreign, { maxVersion: 'TLSv1.2' }), 'served', "TLS 1.2 with another CA's SVID: not served");
+  t.equal(verifiedFailures(fx), unknownBefore + 1, 'refused for its chain (unknown_ca)');
+  const refusalsBefore = fx.observer.connectionRefusals.filter((r) => r === 'chain_refused').length;
+  t.equal(await connectFrom(fx, '127.0.0.23', good), 'closed at accept', 'and on TLS 1.2 its address is refused at accept after one (its certificates came before anything could be measured)');
+  t.equal(fx.observer.connectionRefusals.filter((r) => r === 'chain_refused').length, refusalsBefore + 1, 'as chain_refused');
+
+  const unlinked = ['ec-secp521r1', 'ec-sect571r1', 'ec-secp521r1'].map((name) => readFileSync(`${HOSTILE}${name}.pem`, 'utf8')).join('');
+  t.equal(await connectFrom(fx, '127.0.0.24', foreign), 'refused in the handshake', "TLS 1.3 with another CA's SVID: refused");
+  t.equal(await connectFrom(fx, '127.0.0.24', good), 'served', 'and nothing spent: a caller of the mesh from there is served');
+  t.equal(await connectFrom(fx, '127.0.0.24', { cert: foreign.cert + unlinked, key: foreign.key }), 'refused in the handshake', 'the same SVID with three certificates after it that chain to nothing: refused');
+  t.equal(await connectFrom(fx, '127.0.0.24', good), 'closed at accept', 'and its address refused at accept (OpenSSL parsed the three, Node links none of them: their bytes are unexplained)');
+  t.equal(await connectFrom(fx, '127.0.0.25', good), 'served', 'another address is served');
 });

@@ -1,0 +1,75 @@
+// A certificate's public key as far as judging what checking with it costs: its algorithm, and
+// for RSA its size and exponent, for EC its named curve. Read straight from the DER, without
+// OpenSSL: decoding a key can itself be the cost (EC with explicit parameters over a crafted
+// prime field: 130 ms to decode a 386-byte key), so a hostile certificate must not be parsed
+// again to be judged.
+
+import { derLength } from './x509-read.js';
+
+export type KeyFacts =
+  | { readonly type: 'rsa'; readonly bits: number; readonly exponent65537: boolean }
+  | { readonly type: 'ec'; readonly curve: 'P-256' | 'P-384' | 'P-521' | 'other' }
+  | { readonly type: 'ed25519' | 'ed448' | 'other' };
+
+const OIDS: Readonly<Record<string, string>> = {
+  '2a864886f70d010101': 'rsa',
+  '2a864886f70d01010a': 'rsa', // RSASSA-PSS
+  '2a8648ce3d0201': 'ec',
+  '2b6570': 'ed25519',
+  '2b6571': 'ed448',
+};
+const CURVES: Readonly<Record<string, 'P-256' | 'P-384' | 'P-521'>> = {
+  '2a8648ce3d030107': 'P-256',
+  '2b81040022': 'P-384',
+  '2b81040023': 'P-521',
+};
+
+interface Tlv {
+  readonly tag: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The element at `at`, or undefined when it does not fit in `limit`. */
+function tlv(der: Buffer, at: number, limit: number): Tlv | undefined {
+  if (at + 2 > limit) return undefined;
+  const [length, start] = derLength(der, at + 1);
+  if (length < 0 || start + length > limit) return undefined;
+  return { tag: der[at] as number, start, end: start + length };
+}
+
+/** The key of a certificate (DER) as KeyFacts; `other` for anything unreadable. */
+export function publicKeyFacts(der: Buffer): KeyFacts {
+  const certificate = tlv(der, 0, der.length);
+  const tbs = certificate && tlv(der, certificate.start, certificate.end);
+  if (!tbs) return { type: 'other' };
+  // version [0] (optional), serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+  let at = tbs.start;
+  let field = tlv(der, at, tbs.end);
+  if (field?.tag === 0xa0) field = tlv(der, (at = field.end), tbs.end);
+  for (let i = 0; i < 5 && field; i++) field = tlv(der, (at = field.end), tbs.end);
+  const algorithm = field && tlv(der, field.start, field.end);
+  const oid = algorithm && tlv(der, algorithm.start, algorithm.end);
+  const bits = algorithm && field && tlv(der, algorithm.end, field.end);
+  if (!algorithm || oid?.tag !== 0x06 || bits?.tag !== 0x03) return { type: 'other' };
+  const type = OIDS[der.subarray(oid.start, oid.end).toString('hex')];
+  if (type === 'ec') {
+    // namedCurve is an OID; explicit parameters (a SEQUENCE) or none are `other`
+    const parameters = tlv(der, oid.end, algorithm.end);
+    const curve = parameters?.tag === 0x06 ? CURVES[der.subarray(parameters.start, parameters.end).toString('hex')] : undefined;
+    return { type: 'ec', curve: curve ?? 'other' };
+  }
+  if (type === 'rsa') {
+    // BIT STRING { 0 unused bits, RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } }
+    const key = tlv(der, bits.start + 1, bits.end);
+    const modulus = key && tlv(der, key.start, key.end);
+    const exponent = modulus && tlv(der, modulus.end, key.end);
+    if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return { type: 'other' };
+    let first = modulus.start;
+    while (first < modulus.end && der[first] === 0) first++;
+    const size = (modulus.end - first) * 8 - Math.clz32(der[first] ?? 0) + 24;
+    const exponent65537 = der.subarray(exponent.start, exponent.end).toString('hex') === '010001';
+    return { type: 'rsa', bits: size, exponent65537 };
+  }
+  return { type: type === 'ed25519' || type === 'ed448' ? type : 'other' };
+}
