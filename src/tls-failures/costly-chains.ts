@@ -104,6 +104,8 @@ export function failedCallerHandshake(err: { code?: string }, socket: TLSSocket)
   // the TCP socket counts what was read and written (the TLS socket only what it decrypted), and keeps the counts after its close
   const raw = (socket as OverTcp)._parent;
   const read = raw?.bytesRead ?? 0;
+  // an empty certificate list (a client with no certificate, curl without one): nothing parsed
+  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return { bytes: read, costly: false };
   const first = firstSecretOf(socket);
   const presented = presentedChainOf(socket);
   if (first?.tls13) {
