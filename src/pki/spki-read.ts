@@ -7,7 +7,7 @@
 import { derLength } from './x509-read.js';
 
 export type KeyFacts =
-  | { readonly type: 'rsa'; readonly bits: number; readonly exponent65537: boolean }
+  | { readonly type: 'rsa'; readonly bits: number; readonly exponentBits: number }
   | { readonly type: 'ec'; readonly curve: 'P-256' | 'P-384' | 'P-521' | 'other' }
   | { readonly type: 'ed25519' | 'ed448' | 'other' };
 
@@ -38,6 +38,13 @@ function tlv(der: Buffer, at: number, limit: number): Tlv | undefined {
   return { tag: der[at] as number, start, end: start + length };
 }
 
+/** The size in bits of a DER INTEGER's value (leading zero bytes skipped). */
+function integerBits(der: Buffer, integer: Tlv): number {
+  let first = integer.start;
+  while (first < integer.end && der[first] === 0) first++;
+  return first === integer.end ? 0 : (integer.end - first) * 8 - Math.clz32(der[first] as number) + 24;
+}
+
 /** The key of a certificate (DER) as KeyFacts; `other` for anything unreadable. */
 export function publicKeyFacts(der: Buffer): KeyFacts {
   const certificate = tlv(der, 0, der.length);
@@ -65,11 +72,7 @@ export function publicKeyFacts(der: Buffer): KeyFacts {
     const modulus = key && tlv(der, key.start, key.end);
     const exponent = modulus && tlv(der, modulus.end, key.end);
     if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return { type: 'other' };
-    let first = modulus.start;
-    while (first < modulus.end && der[first] === 0) first++;
-    const size = (modulus.end - first) * 8 - Math.clz32(der[first] ?? 0) + 24;
-    const exponent65537 = der.subarray(exponent.start, exponent.end).toString('hex') === '010001';
-    return { type: 'rsa', bits: size, exponent65537 };
+    return { type: 'rsa', bits: integerBits(der, modulus), exponentBits: integerBits(der, exponent) };
   }
   return { type: type === 'ed25519' || type === 'ed448' ? type : 'other' };
 }

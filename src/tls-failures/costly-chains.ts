@@ -30,8 +30,10 @@ import { firstSecretOf, presentedChainOf } from './peer-certificate.js';
 /** Certificates a mesh SVID path may have as sent: leaf, issuer, a cross-signed issuer, root. */
 const MAX_MESH_CHAIN = 4;
 const MAX_RSA_BITS = 8_192;
-/** What the checks with a chain's keys may cost together (ms, this machine): a P-521 leaf and issuer (2.3) pass, three P-521 keys do not. */
-const MAX_CHAIN_CHECK_MS = 2.5;
+/** The largest RSA exponent the CA signs (pki/keys.ts): 2^256 - 1. */
+const MAX_RSA_EXPONENT_BITS = 256;
+/** What the checks with a chain's keys may cost together (ms, this machine): a P-521 leaf, issuer and root (3.6) pass, four P-521 keys do not. */
+const MAX_CHAIN_CHECK_MS = 4;
 /** Bytes after a TLS 1.3 ClientHello that say the caller sent more than a ChangeCipherSpec and an alert. */
 const SECOND_FLIGHT_BYTES = 64;
 /** A server's TLS 1.2 answer to a hello (ServerHello, Certificate, ...) is larger than this; an alert is 7 bytes. */
@@ -40,19 +42,22 @@ const TLS12_ANSWER_BYTES = 256;
 const SERVER_HELLO_BYTES = 256;
 /**
  * What a caller's second flight holds besides its certificates (each with 5 bytes of framing)
- * and its signature: ChangeCipherSpec, the messages' headers, Finished, three records' framing
- * (~150 bytes), and room for the first application data read with it (a mesh caller's HTTP/2
- * preface, SETTINGS and first request).
+ * and its signature: ChangeCipherSpec, the messages' headers, Finished, the records' framing
+ * (~180 bytes measured), and room for the first application data read with it (a mesh caller's
+ * HTTP/2 preface, SETTINGS and first request head, ~300 bytes). Tight on purpose: a key with
+ * explicit parameters decodes at up to ~0.5 ms a byte (a review's 500-byte certificate: 281 ms),
+ * and a caller's certificates that Node does not link are seen only as bytes.
  */
-const CALLER_FLIGHT_OTHER_BYTES = 768;
-/** What a server's flight holds besides its certificates and signature: ServerHello, EncryptedExtensions, a CertificateRequest naming its roots, Finished, framing. */
-const SERVER_FLIGHT_OTHER_BYTES = 1_536;
+const CALLER_FLIGHT_OTHER_BYTES = 512;
+/** What a server's flight holds besides its certificates and signature: ServerHello, EncryptedExtensions, a CertificateRequest naming its roots (~100 bytes each), Finished, framing: ~425 bytes measured with one root. */
+const SERVER_FLIGHT_OTHER_BYTES = 768;
 
 /** What checking a signature with a key costs (ms, this machine), Infinity for a key no SVID holds. */
 function checkMs(key: KeyFacts): number {
   switch (key.type) {
     case 'rsa':
-      return key.bits > MAX_RSA_BITS || !key.exponent65537 ? Infinity : 0.03 * (key.bits / 2048) ** 2;
+      // the CA takes exponents up to 2^256 (a check costs about their bit length's share more)
+      return key.bits > MAX_RSA_BITS || key.exponentBits > MAX_RSA_EXPONENT_BITS ? Infinity : 0.03 * (key.bits / 2048) ** 2 * Math.max(1, key.exponentBits / 17);
     case 'ec':
       return { 'P-256': 0.1, 'P-384': 0.5, 'P-521': 1.2, other: Infinity }[key.curve];
     case 'ed25519':

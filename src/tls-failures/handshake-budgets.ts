@@ -2,7 +2,7 @@
 // outbound's endpoints), and the address's wait once they cost more (costly-chains.ts says when
 // a failed handshake is costly). Each address has a budget of bytes read by its failed
 // handshakes beyond the first 2 KiB of each: 64 KiB at once, refilled at 2 KiB a second. A
-// handshake judged costly spends the whole budget at once, the /64's too. Each handshake in
+// handshake judged costly spends the whole budget at once (its /64 is charged its bytes). Each handshake in
 // progress holds 4 KiB of its address's budget until it ends, and a new one is refused when
 // those held already exceed what is left: handshakes kept open after their chains were checked
 // (charged only when they fail, at the handshake timeout) cannot outnumber the budget (17 at a
@@ -125,8 +125,9 @@ export class AddressPenalties {
       // waiting already: what fails meanwhile (its handshakes in progress, closed when the wait
       // began) neither spends more nor lengthens the next wait
       if (standing.until > now) return;
-      // a costly one spends the /64's too: hosts taking turns on its addresses share that
-      standing.tokens -= costly ? Math.max(standing.tokens, 0) + 1 : Math.max(0, bytes - FREE_BYTES_PER_HANDSHAKE);
+      // a costly one spends the address's whole budget; its /64 is charged its bytes (a /64 is a
+      // cloud subnet's: one hostile pod, or one broken TLS 1.2 client, must not shut out all)
+      standing.tokens -= costly && i === 0 ? Math.max(standing.tokens, 0) + 1 : Math.max(0, bytes - FREE_BYTES_PER_HANDSHAKE);
       if (standing.tokens < 0) {
         // each key spent waits (an address and its /64 both, for a costly one)
         const ms = this.wait(standing, now);
