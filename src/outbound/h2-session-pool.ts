@@ -39,7 +39,7 @@ import { holdSpent, ProbedSessions } from './probed-sessions.js';
 export interface H2SessionPoolOptions {
   readonly upstream: string;
   readonly identity: WorkloadIdentity;
-  /** What failed dials may cost per endpoint address (dial-budgets.ts). */
+  /** What failed dials may cost per endpoint (dial-budgets.ts). */
   readonly budgets: DialBudgets;
   readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   /** Read per dial: a reload may change it. Bounds TCP + TLS, and then the peer's SETTINGS. */

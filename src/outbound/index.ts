@@ -73,7 +73,7 @@ class OutboundService implements Outbound, OutboundContext {
    */
   private readonly retired = new Set<UpstreamPool>();
   private readonly settings: PoolSettings;
-  /** What failed dials may cost per endpoint address: one for every pool, so one address's budget is the same whichever upstream names it, and survives a reload. */
+  /** What failed dials may cost per endpoint: one for every pool, so an endpoint's budget is the same whichever upstream names it, and survives a reload. */
   private readonly budgets: DialBudgets;
   private listening = false;
   private readonly listener: AppListener;

@@ -37,7 +37,7 @@ export interface TlsConnectOptions {
    * with a reset (a TLS socket cannot send one itself). For the WebSocket tunnels.
    */
   readonly resettable?: boolean;
-  /** What failed dials may cost per endpoint address (dial-budgets.ts): the outbound passes its own. */
+  /** What failed dials may cost per endpoint (dial-budgets.ts): the outbound passes its own. */
   readonly budgets?: DialBudgets;
 }
 
@@ -47,7 +47,7 @@ export interface TlsConnectOptions {
  */
 export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    // an address whose failed handshakes spent their budget is not dialled (dial-budgets.ts)
+    // an endpoint whose failed handshakes spent their budget is not dialled (dial-budgets.ts)
     const ticket = options.budgets?.begin(endpoint);
     if (ticket instanceof Error) return reject(ticket);
     // the TCP connection first, the TLS socket over it: only the TCP socket counts the bytes a

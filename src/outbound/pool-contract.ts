@@ -25,7 +25,7 @@ export interface PoolDependencies {
   readonly settings: PoolSettings;
   /** Which HTTP/2 codec carries the sessions: src/h2 or http2-wrapper + core http2 (the outbound passes its own, defaulted there). */
   readonly codec: 'meshcar' | 'node';
-  /** What failed dials may cost per endpoint address (dial-budgets.ts), shared by every pool of the outbound. */
+  /** What failed dials may cost per endpoint (dial-budgets.ts), shared by every pool of the outbound. */
   readonly budgets: DialBudgets;
 }
 

@@ -41,7 +41,7 @@ import { refuseOverPeerList } from './head-limits.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
-  /** What failed dials may cost per endpoint address (dial-budgets.ts). */
+  /** What failed dials may cost per endpoint (dial-budgets.ts). */
   readonly budgets: DialBudgets;
   /** The SPIFFE ID the upstream's certificate must carry. */
   readonly expectedId: string;
