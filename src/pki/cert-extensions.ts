@@ -6,7 +6,7 @@
 // false for a certificate whose basicConstraints say cA when its keyUsage lacks keyCertSign.
 // No ASN.1 library: the sidecar never loads node-forge.
 
-import { derLength } from './x509-read.js';
+import { elementAt, type Element } from './x509-read.js';
 
 /** id-ce-keyUsage (2.5.29.15) and id-ce-basicConstraints (2.5.29.19), as their OIDs' contents are written in DER. */
 const KEY_USAGE_OID = Buffer.from([0x55, 0x1d, 0x0f]);
@@ -14,22 +14,6 @@ const BASIC_CONSTRAINTS_OID = Buffer.from([0x55, 0x1d, 0x13]);
 
 /** The bits of keyUsage's first octet (bit 0, digitalSignature, is 0x80). */
 export const KEY_USAGE = { digitalSignature: 0x80, keyCertSign: 0x04, cRLSign: 0x02 } as const;
-
-interface Element {
-  readonly tag: number;
-  /** Where the contents start and end. */
-  readonly start: number;
-  readonly end: number;
-}
-
-/** The TLV at `at`, or undefined when its length is malformed or runs past `limit`. */
-function elementAt(der: Buffer, at: number, limit: number): Element | undefined {
-  if (at + 2 > limit) return undefined;
-  const tag = der[at] as number;
-  const [length, start] = derLength(der, at + 1);
-  if (length < 0 || start + length > limit) return undefined;
-  return { tag, start, end: start + length };
-}
 
 /** The children of a constructed element, in order (stops at the first malformed one). */
 function* childrenOf(der: Buffer, parent: Element): Generator<Element> {

@@ -4,7 +4,7 @@
 // prime field: 130 ms to decode a 386-byte key), so a hostile certificate must not be parsed
 // again to be judged.
 
-import { derLength } from './x509-read.js';
+import { elementAt, type Element } from './x509-read.js';
 
 export type KeyFacts =
   | { readonly type: 'rsa'; readonly bits: number; readonly exponentBits: number }
@@ -24,22 +24,8 @@ const CURVES: Readonly<Record<string, 'P-256' | 'P-384' | 'P-521'>> = {
   '2b81040023': 'P-521',
 };
 
-interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** The element at `at`, or undefined when it does not fit in `limit`. */
-function tlv(der: Buffer, at: number, limit: number): Tlv | undefined {
-  if (at + 2 > limit) return undefined;
-  const [length, start] = derLength(der, at + 1);
-  if (length < 0 || start + length > limit) return undefined;
-  return { tag: der[at] as number, start, end: start + length };
-}
-
 /** The size in bits of a DER INTEGER's value (leading zero bytes skipped). */
-function integerBits(der: Buffer, integer: Tlv): number {
+function integerBits(der: Buffer, integer: Element): number {
   let first = integer.start;
   while (first < integer.end && der[first] === 0) first++;
   return first === integer.end ? 0 : (integer.end - first) * 8 - Math.clz32(der[first] as number) + 24;
@@ -47,30 +33,30 @@ function integerBits(der: Buffer, integer: Tlv): number {
 
 /** The key of a certificate (DER) as KeyFacts; `other` for anything unreadable. */
 export function publicKeyFacts(der: Buffer): KeyFacts {
-  const certificate = tlv(der, 0, der.length);
-  const tbs = certificate && tlv(der, certificate.start, certificate.end);
+  const certificate = elementAt(der, 0, der.length);
+  const tbs = certificate && elementAt(der, certificate.start, certificate.end);
   if (!tbs) return { type: 'other' };
   // version [0] (optional), serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
   let at = tbs.start;
-  let field = tlv(der, at, tbs.end);
-  if (field?.tag === 0xa0) field = tlv(der, (at = field.end), tbs.end);
-  for (let i = 0; i < 5 && field; i++) field = tlv(der, (at = field.end), tbs.end);
-  const algorithm = field && tlv(der, field.start, field.end);
-  const oid = algorithm && tlv(der, algorithm.start, algorithm.end);
-  const bits = algorithm && field && tlv(der, algorithm.end, field.end);
+  let field = elementAt(der, at, tbs.end);
+  if (field?.tag === 0xa0) field = elementAt(der, (at = field.end), tbs.end);
+  for (let i = 0; i < 5 && field; i++) field = elementAt(der, (at = field.end), tbs.end);
+  const algorithm = field && elementAt(der, field.start, field.end);
+  const oid = algorithm && elementAt(der, algorithm.start, algorithm.end);
+  const bits = algorithm && field && elementAt(der, algorithm.end, field.end);
   if (!algorithm || oid?.tag !== 0x06 || bits?.tag !== 0x03) return { type: 'other' };
   const type = OIDS[der.subarray(oid.start, oid.end).toString('hex')];
   if (type === 'ec') {
     // namedCurve is an OID; explicit parameters (a SEQUENCE) or none are `other`
-    const parameters = tlv(der, oid.end, algorithm.end);
+    const parameters = elementAt(der, oid.end, algorithm.end);
     const curve = parameters?.tag === 0x06 ? CURVES[der.subarray(parameters.start, parameters.end).toString('hex')] : undefined;
     return { type: 'ec', curve: curve ?? 'other' };
   }
   if (type === 'rsa') {
     // BIT STRING { 0 unused bits, RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } }
-    const key = tlv(der, bits.start + 1, bits.end);
-    const modulus = key && tlv(der, key.start, key.end);
-    const exponent = modulus && tlv(der, modulus.end, key.end);
+    const key = elementAt(der, bits.start + 1, bits.end);
+    const modulus = key && elementAt(der, key.start, key.end);
+    const exponent = modulus && elementAt(der, modulus.end, key.end);
     if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return { type: 'other' };
     return { type: 'rsa', bits: integerBits(der, modulus), exponentBits: integerBits(der, exponent) };
   }

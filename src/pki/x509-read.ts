@@ -30,6 +30,22 @@ export function derLength(der: Buffer, at: number): [number, number] {
   return [length, at + 1 + bytes];
 }
 
+/** A DER element: its tag, and where its contents start and end. */
+export interface Element {
+  readonly tag: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The TLV at `at`, or undefined when its length is malformed or runs past `limit`. */
+export function elementAt(der: Buffer, at: number, limit: number): Element | undefined {
+  if (at + 2 > limit) return undefined;
+  const tag = der[at] as number;
+  const [length, start] = derLength(der, at + 1);
+  if (length < 0 || start + length > limit) return undefined;
+  return { tag, start, end: start + length };
+}
+
 /** The extension id-ce-authorityKeyIdentifier (2.5.29.35) as its OID is written in DER. */
 const AUTHORITY_KEY_ID_OID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
 
