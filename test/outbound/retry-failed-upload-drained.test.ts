@@ -11,6 +11,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { answerText, makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
+import { freePort } from '../helpers/process.js';
 
 const FIRST = Buffer.alloc(20_000, 'f');
 const REST = Buffer.alloc(60_000, 'r');
@@ -132,7 +133,9 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.test(`${codec} codec, ${app} app: a retry that fails while the upload is coming answers 503, and the connection serves the next request`, async (t) => {
       const pki = await makePki(TD);
       const payments = refuseWithRetryAfter();
-      const paymentsUp = await startUpstream(pki, { handler: payments.handler });
+      // on a port below the ephemeral range: once closed, it must refuse, and a server of a test
+      // beside this one listening on port 0 took a freed ephemeral port in a clean-clone run
+      const paymentsUp = await startUpstream(pki, { handler: payments.handler, port: await freePort() });
       const ordersUp = await startUpstream(pki, { handler: countBody });
       const fx = await startOutbound(
         pki,
