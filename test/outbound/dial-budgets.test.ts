@@ -13,7 +13,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { appIdentity, makePki, request, silent, startOutbound, startUpstream, TD, UPSTREAM_ID, waitUntil } from '../helpers/outbound-fixture.js';
+import type { Logger } from 'pino';
+import { appIdentity, makePki, request, silent, startOutbound, startUpstream, TD, UPSTREAM_ID, waitUntil, type UpstreamOptions } from '../helpers/outbound-fixture.js';
 import { connectMutualTls } from '../../src/outbound/mutual-tls.js';
 import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
 import { memoryLogger } from '../helpers/ca.js';
@@ -25,6 +26,17 @@ const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.
 const hostile = { chainPem: readFileSync(`${HOSTILE}chain10.pem`, 'utf8'), privateKeyPem: readFileSync(`${HOSTILE}leaf10.key`, 'utf8') };
 const small = { chainPem: readFileSync(`${HOSTILE}small2.pem`, 'utf8'), privateKeyPem: readFileSync(`${HOSTILE}small2.key`, 'utf8') };
 const NO_RETRIES = { attempts: 0, budgetRatio: 0.2, budgetMinPerSecond: 10, backoffBaseMs: 25, backoffMaxMs: 1000, bufferLimitBytes: 65_536 };
+
+/** An outbound whose upstream `payments` is one endpoint presenting `leaf`, without retries; both closed when `t` ends. */
+async function outboundTo(t: { teardown(fn: () => unknown): void }, codec: 'meshcar' | 'node', pki: Awaited<ReturnType<typeof makePki>>, leaf: UpstreamOptions['leaf'], logger?: Logger) {
+  const upstream = await startUpstream(pki, { leaf });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], retries: NO_RETRIES }], { codec, ...(logger ? { logger } : {}) });
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  return { upstream, fx };
+}
 
 /** Requests until the upstream's dials reach `dials` (bounded by `withinMs`): how long that took. */
 async function untilDialled(port: number, upstream: { connections: number }, dials: number, withinMs: number): Promise<number> {
@@ -87,12 +99,7 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: an endpoint presenting a chain costly on its face is not dialled for 1 s, then 2 s`, async (t) => {
     const pki = await makePki(TD);
     const lines: Array<Record<string, unknown>> = [];
-    const upstream = await startUpstream(pki, { leaf: hostile as Awaited<ReturnType<typeof pki.issue>> });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], retries: NO_RETRIES }], { codec, logger: memoryLogger(lines, 'warn') });
-    t.teardown(async () => {
-      await fx.close();
-      await upstream.close();
-    });
+    const { upstream, fx } = await outboundTo(t, codec, pki, hostile as Awaited<ReturnType<typeof pki.issue>>, memoryLogger(lines, 'warn'));
     const first = await request(fx.port);
     const failedAt = performance.now();
     t.equal(first.status, 502, 'the first request: 502 (the chain is refused)');
@@ -141,12 +148,7 @@ for (const codec of ['meshcar', 'node'] as const) {
     const foreign = await makePki('other.test');
     const leaf = await foreign.issue(`spiffe://${TD}/svc/payments`);
     const unlinked = ['ec-secp521r1', 'ec-sect571r1', 'ec-secp521r1'].map((name) => readFileSync(`${HOSTILE}${name}.pem`, 'utf8')).join('');
-    const stranger = await startUpstream(pki, { leaf: { ...leaf, chainPem: leaf.chainPem + unlinked } });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${stranger.port}`], retries: NO_RETRIES }], { codec });
-    t.teardown(async () => {
-      await fx.close();
-      await stranger.close();
-    });
+    const { upstream: stranger, fx } = await outboundTo(t, codec, pki, { ...leaf, chainPem: leaf.chainPem + unlinked });
     for (let i = 0; i < 10; i++) await request(fx.port);
     t.equal(stranger.connections, 1, '10 requests, 1 dial: three certificates after its chain that Node links to nothing (OpenSSL parsed them)');
   });
@@ -154,12 +156,7 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: a broken endpoint of the mesh (another CA's SVID) is dialled at every request`, async (t) => {
     const pki = await makePki(TD);
     const foreign = await makePki('other.test');
-    const stranger = await startUpstream(pki, { leaf: await foreign.issue(`spiffe://${TD}/svc/payments`) });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${stranger.port}`], retries: NO_RETRIES }], { codec });
-    t.teardown(async () => {
-      await fx.close();
-      await stranger.close();
-    });
+    const { upstream: stranger, fx } = await outboundTo(t, codec, pki, await foreign.issue(`spiffe://${TD}/svc/payments`));
     const answers = [];
     for (let i = 0; i < 80; i++) answers.push(await request(fx.port));
     // each reads ~1.5 KB: charged from the first byte, 80 of them spend the budget
@@ -173,12 +170,7 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: a broken endpoint of an RSA mesh (2.6 KB read per dial) is dialled at every request`, async (t) => {
     const pki = await makePki(TD);
     const rsa = { chainPem: readFileSync(`${HOSTILE}rsa-foreign.pem`, 'utf8'), privateKeyPem: readFileSync(`${HOSTILE}rsa-foreign.key`, 'utf8') };
-    const stranger = await startUpstream(pki, { leaf: rsa as Awaited<ReturnType<typeof pki.issue>> });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${stranger.port}`], retries: NO_RETRIES }], { codec });
-    t.teardown(async () => {
-      await fx.close();
-      await stranger.close();
-    });
+    const { upstream: stranger, fx } = await outboundTo(t, codec, pki, rsa as Awaited<ReturnType<typeof pki.issue>>);
     for (let i = 0; i < 160; i++) await request(fx.port);
     // charged the bytes beyond 2 KiB (~0.6 KiB a dial), 160 of them would spend the whole budget
     t.equal(stranger.connections, 160, '160 requests, 160 dials: its certificates were reported and judged, nothing spent');
