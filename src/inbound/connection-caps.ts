@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 import { addressKeys, AddressPenalties } from '../tls-failures/handshake-budgets.js';
+import { acceptedSocketOf } from '../tls-failures/gated-server.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
@@ -116,7 +117,7 @@ export class ConnectionCaps {
     });
     // before the listener's own handler, which may hand the socket on or destroy it
     server.prependListener('secureConnection', (socket: TLSSocket) => {
-      const raw = (socket as TLSSocket & { _parent?: Counted | null })._parent ?? (socket as Counted);
+      const raw = (acceptedSocketOf(socket) as Counted | undefined) ?? (socket as Counted);
       raw[kHandshakeDone]?.();
     });
   }

@@ -24,7 +24,8 @@ import type { SpiffeId } from '../identity/spiffe-id.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
-import { inboundFailure } from '../tls-failures/describe.js';
+import { hostPort, inboundFailure } from '../tls-failures/describe.js';
+import { gateOf, gateServerConnections } from '../tls-failures/gated-server.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { chainVerdictOf, remoteOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
 import { failedCallerHandshake } from '../tls-failures/costly-chains.js';
@@ -68,6 +69,15 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     noDelay: true,
     keepAlive: true,
     keepAliveInitialDelay: 30_000,
+  });
+  // the caller's certificates are judged before OpenSSL parses them (tls-failures/handshake-gate.ts)
+  gateServerConnections(server, (gate) => {
+    const raw = gate.raw;
+    const detail = { peer: hostPort(raw.remoteAddress, raw.remotePort), message: `the caller's certificates were refused before they were parsed: ${gate.refusal}` };
+    observer.tlsHandshakeFailed('inbound', 'invalid_certificate', detail);
+    logger.debug({ reason: 'invalid_certificate', remote: raw.remoteAddress, detail: gate.refusal }, 'inbound TLS handshake refused by its certificates');
+    // a chain costly on its face spends the address's whole budget, as one OpenSSL reported does
+    if (raw.remoteAddress !== undefined) options.onHandshakeFailed?.(raw.remoteAddress, raw.bytesRead, true);
   });
   // new handshakes use the rotated certificate; open connections keep theirs
   identity.attachServer(server, contextExtras);
@@ -118,6 +128,8 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   });
 
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    // refused by the gate: told above, when it closed the connection
+    if (gateOf(socket)?.refusal !== undefined) return void socket.destroy();
     const reason = handshakeFailureReason(err, socket);
     if (reason !== undefined) {
       // a refused chain is described by its verdict (OpenSSL's code and text), not by the bare

@@ -78,12 +78,29 @@ function signatureBytes(key: KeyFacts): number {
 
 type Chain = { readonly certificates: readonly Buffer[]; readonly total: number };
 
-/** Whether checking the chain a peer presented (the first certificates as DER, and how many in all) cost far more than a mesh SVID's. */
-export function costlyToCheck(chain: Chain): boolean {
-  if (chain.total > MAX_MESH_CHAIN) return true;
+/** A key no SVID holds, in words. */
+function keyWords(key: KeyFacts): string {
+  if (key.type === 'rsa') return `an RSA key of ${key.bits} bits with a ${key.exponentBits}-bit exponent`;
+  if (key.type === 'ec') return 'an EC key with explicit parameters or on a curve other than P-256, P-384, P-521';
+  return 'a key of a type no SVID holds';
+}
+
+/** Why checking the chain a peer presented (the first certificates as DER, and how many in all) costs far more than a mesh SVID's, in words; undefined when it does not. */
+export function whyCostlyToCheck(chain: Chain): string | undefined {
+  if (chain.total > MAX_MESH_CHAIN) return `${chain.total} certificates, more than a mesh SVID path's ${MAX_MESH_CHAIN}`;
   let ms = 0;
-  for (const der of chain.certificates) ms += checkMs(publicKeyFacts(der));
-  return ms > MAX_CHAIN_CHECK_MS;
+  for (const der of chain.certificates) {
+    const key = publicKeyFacts(der);
+    const cost = checkMs(key);
+    if (cost === Infinity) return `a certificate with ${keyWords(key)}, which no SVID holds`;
+    ms += cost;
+  }
+  return ms > MAX_CHAIN_CHECK_MS ? `keys whose checks together cost about ${ms.toFixed(1)} ms, more than a mesh SVID path's ${MAX_CHAIN_CHECK_MS} ms` : undefined;
+}
+
+/** Whether checking the chain a peer presented costs far more than a mesh SVID's (whyCostlyToCheck). */
+export function costlyToCheck(chain: Chain): boolean {
+  return whyCostlyToCheck(chain) !== undefined;
 }
 
 /** The bytes a flight with `chain` explains: its certificates and the leaf's signature, plus `other`. */

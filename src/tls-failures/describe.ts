@@ -167,7 +167,8 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
   }
 }
 
-function hostPort(address: string | undefined, port: number | undefined): string {
+/** `address:port` as a failure names its peer (`[v6]:port`; an IPv4-mapped address as IPv4). */
+export function hostPort(address: string | undefined, port: number | undefined): string {
   if (!address) return 'unknown';
   const host = address.startsWith('::ffff:') ? address.slice(7) : address;
   return host.includes(':') ? `[${host}]:${port ?? 0}` : `${host}:${port ?? 0}`;

@@ -15,6 +15,8 @@ import type { TLSSocket } from 'node:tls';
 import { MeshcarError } from '../errors.js';
 import { rawErrorResponse } from '../http/status.js';
 import { lingeringClose } from '../http/lingering-close.js';
+import { gateOf } from './gated-server.js';
+import type { HandshakeGate } from './handshake-gate.js';
 
 /** Which TLS port was sent plain HTTP: each says what to do instead. */
 export type PlainHttpPort = 'inbound' | 'ca';
@@ -53,6 +55,8 @@ type FailedTlsSocket = TLSSocket & { _parent?: unknown; _handle?: TlsLayer | nul
  */
 export function answerPlainHttp(err: { code?: string }, socket: TLSSocket, port: PlainHttpPort): boolean {
   if (err.code !== 'ERR_SSL_HTTP_REQUEST' && err.code !== 'ERR_SSL_HTTPS_PROXY_REQUEST') return false;
+  const gate = gateOf(socket);
+  if (gate !== undefined) return answerUnderGate(gate, port, err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST');
   const failed = socket as FailedTlsSocket;
   const raw = failed._parent;
   const tlsLayer = failed._handle;
@@ -66,6 +70,16 @@ export function answerPlainHttp(err: { code?: string }, socket: TLSSocket, port:
   // FIN) reaches the TCP socket, to be dropped, where the failed TLS layer swallowed it
   tlsLayer.destroySSL();
   raw.write(rawErrorResponse(new MeshcarError('bad_request', plainHttpMessage(port, err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST'))));
+  lingeringClose(raw);
+  return true;
+}
+
+/** The same answer on a gated server (gated-server.ts): the gate lets go of the TCP socket, which the TLS socket's close then leaves alone. */
+function answerUnderGate(gate: HandshakeGate, port: PlainHttpPort, proxyRequest: boolean): boolean {
+  const raw = gate.raw;
+  if (raw.destroyed || !raw.writable) return false;
+  gate.detach();
+  raw.write(rawErrorResponse(new MeshcarError('bad_request', plainHttpMessage(port, proxyRequest))));
   lingeringClose(raw);
   return true;
 }

@@ -17,7 +17,7 @@ import { createInbound, type Inbound, type InboundLimits } from '../../src/inbou
 import type { AuthorizeRule } from '../../src/config/inbound-config.js';
 import { DEFAULT_HTTP2 } from '../../src/config/http2-config.js';
 import { defaultTestAppClient } from './app-client-switch.js';
-import type { RefusedRequest, RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
+import type { RefusedRequest, RequestRecord, TlsFailureDetail, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';
 export const SERVER_ID = `spiffe://${TD}/svc/orders`;
@@ -26,11 +26,14 @@ export const FRONTEND_ID = `spiffe://${TD}/svc/frontend`;
 export class RecordingObserver implements TrafficObserver {
   readonly requests: RequestRecord[] = [];
   readonly tlsFailures: Array<{ direction: string; reason: TlsFailureReason }> = [];
+  /** The words of each failure, in the same order. */
+  readonly tlsFailureWords: string[] = [];
   requestFinished(record: RequestRecord): void {
     this.requests.push(record);
   }
-  tlsHandshakeFailed(direction: 'inbound' | 'outbound', reason: TlsFailureReason): void {
+  tlsHandshakeFailed(direction: 'inbound' | 'outbound', reason: TlsFailureReason, detail?: TlsFailureDetail): void {
     this.tlsFailures.push({ direction, reason });
+    this.tlsFailureWords.push(detail?.message ?? '');
   }
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}

@@ -78,9 +78,14 @@ t.test('the HTTP/2 connections of one caller identity share one budget for unrea
   const second = await connect();
   const secondIds = fillStreams(second, 1, 4);
   await pingRoundTrip(second, 2);
-  t.same(calmed(second, secondIds), secondIds, 'every upload on a second connection of the same caller is reset: more connections, no more memory');
+  // the uploads kept on both connections: the budget's worth, and the one whose body went on to
+  // the app's connection (out of the budget once written; whether it was, when the first
+  // connection's streams came, depends on the machine's timing)
+  const secondCalmed = calmed(second, secondIds);
+  const kept = firstIds.length - firstCalmed.length + secondIds.length - secondCalmed.length;
+  t.ok(kept <= BUDGET / STREAM_WINDOW + 1, `a second connection of the same caller adds no memory: ${kept} uploads kept on both (its own: ${secondIds.length - secondCalmed.length} of ${secondIds.length}), at most the budget's ${BUDGET / STREAM_WINDOW} and the one at the app`);
   const counted = fx.observer.streamErrors.filter((r) => r === 'buffer_limit').length;
-  t.equal(counted, firstCalmed.length + secondIds.length, 'each counted as a buffer_limit stream error');
+  t.equal(counted, firstCalmed.length + secondCalmed.length, 'each reset counted as a buffer_limit stream error');
 
   // another identity has a budget of its own
   const other = await connect(OTHER_ID);

@@ -1,0 +1,254 @@
+// Holds a TLS peer's certificates until they are judged, so that OpenSSL never parses a chain
+// that costs far more than a mesh SVID path's. OpenSSL decodes every certificate's key as it
+// parses the certificate message, before any check and whoever issued it: an EC key with
+// explicit parameters over a crafted prime field costs it 130 ms or more in ~400 bytes, and a
+// message may hold 100 KB of them (tens of seconds of one core for one handshake). Node 20 has no
+// certificate-list limit and no hook before that parse, so the bytes the peer sends go through
+// this gate first (as a JS stream under the TLS socket): it reads the records, opens a TLS 1.3
+// flight with the handshake secret from Node's 'keylog' event (tls13-records.ts; TLS 1.2 sends
+// certificates in the clear), and judges the certificate message from its DER (no OpenSSL
+// parse): more certificates than a mesh SVID path has, a key no SVID holds or checks that cost
+// far more than a mesh path's (costly-chains.ts) close the connection before OpenSSL sees a
+// byte of it. Once the certificates passed (or the handshake went past where they come), bytes
+// go straight through. The bytes are never changed; the gate only holds them back.
+
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { whyCostlyToCheck } from './costly-chains.js';
+import { RecordOpener } from './tls13-records.js';
+import { certificatesOf, serverHelloVersion } from './tls-messages.js';
+
+const CHANGE_CIPHER_SPEC = 20;
+const ALERT = 21;
+const HANDSHAKE = 22;
+const APPLICATION_DATA = 23;
+const CERTIFICATE = 11;
+/** A caller's hello (two after a HelloRetryRequest): the one message before its certificates. */
+const CLIENT_HELLO = 1;
+/** A record's largest payload, protected (2^14 + 256) with TLS 1.2's room for expansion. */
+const MAX_RECORD_PAYLOAD = 16_384 + 2_048;
+/** A mesh path's certificate message is 1-10 KB (four RSA-8192 certificates ~9 KB); more is refused as it is announced. */
+export const MAX_CERTIFICATE_MESSAGE = 32 * 1024;
+/** What the gate holds at most while it waits for a key or the rest of a message. */
+const MAX_HELD = 64 * 1024;
+
+/** Why a certificate message is refused before OpenSSL parses it, or undefined when it may pass. */
+export function certificateMessageRefusal(body: Buffer, tls13: boolean): string | undefined {
+  const certificates = certificatesOf(body, tls13);
+  if (certificates === undefined) return 'a malformed certificate message';
+  return whyCostlyToCheck({ certificates, total: certificates.length });
+}
+
+type Mode = 'hello' | 'open' | 'refused' | 'detached';
+
+/** A caller's TCP connection as the TLS socket reads it: a JS stream over `raw`. */
+export class HandshakeGate extends EventEmitter {
+  /** Read by Node's JS stream wrap: this stream gives bytes. */
+  readonly readableObjectMode = false;
+  /** Why the gate closed the connection, once it did. */
+  refusal: string | undefined;
+  private mode: Mode = 'hello';
+  /** Bytes read and not yet examined (an incomplete record, or records waiting for the key). */
+  private input: Buffer = Buffer.alloc(0);
+  /** Examined records held back while a certificate message is incomplete. */
+  private held: Buffer[] = [];
+  /** Handshake bytes not yet a whole message. */
+  private messages: Buffer = Buffer.alloc(0);
+  private messagesTls13 = false;
+  private opener: RecordOpener | undefined;
+  /** The TLS socket's listeners, on the TCP socket itself once the gate let bytes straight through. */
+  private direct: Array<(chunk: Buffer) => void> = [];
+  private readonly forward = (chunk: Buffer): void => void this.emit('data', chunk);
+
+  /** The version our ServerHello settled (a caller's gate reads what the TLS socket writes); undefined until it is known. */
+  private version: 'tls13' | 'tls12' | undefined;
+  /** What the TLS socket wrote, until its ServerHello is whole. */
+  private written: Buffer = Buffer.alloc(0);
+
+  constructor(
+    readonly raw: Socket,
+    private readonly onRefused: (gate: HandshakeGate) => void,
+  ) {
+    super();
+    // the TLS socket above decides when this side ends (a tunnel carries half-closes): the TCP
+    // socket must not end its side at the caller's FIN by itself, as Node's does by default
+    raw.allowHalfOpen = true;
+    raw.on('data', this.onData);
+    raw.on('end', () => this.emit('end'));
+    raw.on('error', (err) => this.emit('error', err));
+    raw.on('close', () => this.emit('close'));
+  }
+
+  get readable(): boolean {
+    return this.raw.readable;
+  }
+  get writable(): boolean {
+    return this.raw.writable;
+  }
+  pause(): this {
+    if (this.mode !== 'detached') this.raw.pause();
+    return this;
+  }
+  resume(): this {
+    if (this.mode !== 'detached') this.raw.resume();
+    return this;
+  }
+  cork(): void {
+    this.raw.cork();
+  }
+  uncork(): void {
+    this.raw.uncork();
+  }
+  write(chunk: Buffer, callback?: (err?: Error | null) => void): boolean {
+    if (this.version === undefined) this.readServerHello(chunk);
+    if (this.mode !== 'detached') return this.raw.write(chunk, callback);
+    process.nextTick(() => callback?.());
+    return true;
+  }
+  end(callback?: () => void): this {
+    if (this.mode !== 'detached') this.raw.end(callback);
+    else process.nextTick(() => callback?.());
+    return this;
+  }
+  destroy(err?: Error): this {
+    if (this.mode !== 'detached') this.raw.destroy(err);
+    return this;
+  }
+
+  /**
+   * Lets go of the TCP socket before the handshake is over (plain HTTP, answered on it with a
+   * 400: plain-http-answer.ts): the TLS socket's writes, end and destroy no longer reach it, and
+   * nothing more is read for TLS.
+   */
+  detach(): void {
+    this.mode = 'detached';
+    this.raw.removeListener('data', this.onData);
+    for (const listener of this.direct) this.raw.removeListener('data', listener);
+    this.held = [];
+    this.input = Buffer.alloc(0);
+  }
+
+  /** The caller's TLS 1.3 handshake traffic secret, from a 'keylog' line. */
+  useSecret(secret: Buffer): void {
+    if (this.opener !== undefined || this.mode !== 'hello') return;
+    this.opener = new RecordOpener(secret);
+    // records that waited for it are examined once the current read (which may be OpenSSL's
+    // answer to the hello, inside which 'keylog' fires) has returned
+    if (this.input.length > 0) process.nextTick(() => this.examineInput());
+  }
+
+  /** Learns the version from our ServerHello: under TLS 1.2 the caller's records after its ChangeCipherSpec are encrypted, with no key this gate has. */
+  private readServerHello(chunk: Buffer): void {
+    this.written = this.written.length === 0 ? chunk : Buffer.concat([this.written, chunk]);
+    this.version = serverHelloVersion(this.written);
+    if (this.version !== undefined || this.written.length > MAX_RECORD_PAYLOAD + 5) {
+      this.version ??= 'tls12';
+      this.written = Buffer.alloc(0);
+    }
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.mode === 'open') return this.forward(chunk);
+    if (this.mode === 'refused') return;
+    this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+    this.examineInput();
+  };
+
+  private examineInput(): void {
+    while (this.mode === 'hello' && this.input.length >= 5) {
+      // not TLS (plain HTTP to the port, junk): OpenSSL refuses it at its first bytes, and says why
+      if (this.input[0]! < 20 || this.input[0]! > 23 || this.input[1] !== 3) {
+        this.mode = 'open';
+        break;
+      }
+      const length = this.input.readUInt16BE(3);
+      if (length > MAX_RECORD_PAYLOAD) return this.refuse(`a TLS record of ${length} bytes`);
+      if (this.input.length < 5 + length) break;
+      // a protected record before the key is known waits for it (TLS 1.3: it comes with OpenSSL's
+      // answer to the hello); under TLS 1.2 no key comes, and no certificate after it
+      if (this.input[0] === APPLICATION_DATA && this.opener === undefined) {
+        if (this.version !== 'tls12') break;
+        this.mode = 'open';
+        break;
+      }
+      const record = this.input.subarray(0, 5 + length);
+      this.input = this.input.subarray(5 + length);
+      this.examineRecord(record);
+    }
+    if (this.mode === 'open') return this.openUp();
+    if (this.mode === 'hello' && this.input.length + this.messages.length > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
+  }
+
+  private examineRecord(record: Buffer): void {
+    const type = record[0];
+    if (type === HANDSHAKE) this.readMessages(record.subarray(5), false);
+    else if (type === APPLICATION_DATA) {
+      const opened = this.opener?.open(record.subarray(0, 5), record.subarray(5));
+      if (opened === undefined) return this.refuse('a protected handshake record that does not open with the handshake key');
+      if (opened.type === HANDSHAKE) this.readMessages(opened.content, true);
+      else this.mode = 'open'; // an alert, or anything OpenSSL refuses on its own
+    } else if (type === CHANGE_CIPHER_SPEC) {
+      // TLS 1.2: what follows is encrypted (a resumed session's Finished, or a handshake past its
+      // certificates). TLS 1.3 sends one for middleboxes, also before a second ClientHello
+      if (this.version === 'tls12') this.mode = 'open';
+    } else if (type !== ALERT) this.mode = 'open'; // no TLS content type: OpenSSL refuses it
+    if (this.mode === 'refused') return;
+    this.held.push(record);
+    // a certificate message still incomplete: hold its records; else let them through
+    if (this.mode === 'hello' && this.messages[0] === CERTIFICATE) return;
+    if (this.mode === 'hello') this.flushHeld();
+  }
+
+  /** Reads whole handshake messages: hellos pass, a certificate message is judged, anything else ends the gate's work. */
+  private readMessages(bytes: Buffer, tls13: boolean): void {
+    this.messages = this.messages.length === 0 ? bytes : Buffer.concat([this.messages, bytes]);
+    this.messagesTls13 = tls13;
+    while (this.mode === 'hello' && this.messages.length > 0) {
+      const type = this.messages[0];
+      if (type !== CLIENT_HELLO && type !== CERTIFICATE) {
+        this.mode = 'open';
+        return;
+      }
+      if (this.messages.length < 4) return;
+      const length = this.messages.readUIntBE(1, 3);
+      if (type === CERTIFICATE && length > MAX_CERTIFICATE_MESSAGE) return this.refuse(`a certificate message of ${length} bytes (more than ${MAX_CERTIFICATE_MESSAGE})`);
+      if (this.messages.length < 4 + length) return;
+      const body = this.messages.subarray(4, 4 + length);
+      this.messages = this.messages.subarray(4 + length);
+      if (type === CERTIFICATE) {
+        const refusal = certificateMessageRefusal(body, this.messagesTls13);
+        if (refusal !== undefined) return this.refuse(refusal);
+        this.mode = 'open';
+      }
+    }
+  }
+
+  private flushHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const record of held) this.forward(record);
+  }
+
+  /** The certificates passed (or never came): what was held and what follows go straight to TLS. */
+  private openUp(): void {
+    this.flushHeld();
+    const rest = this.input;
+    this.input = Buffer.alloc(0);
+    this.messages = Buffer.alloc(0);
+    if (rest.length > 0) this.forward(rest);
+    // from here each read goes to the TLS socket's listener without this gate's handler
+    this.raw.removeListener('data', this.onData);
+    this.direct = this.listeners('data') as Array<(chunk: Buffer) => void>;
+    for (const listener of this.direct) this.raw.on('data', listener);
+  }
+
+  private refuse(why: string): void {
+    this.mode = 'refused';
+    this.refusal = why;
+    this.held = [];
+    this.input = Buffer.alloc(0);
+    this.messages = Buffer.alloc(0);
+    this.onRefused(this);
+    this.raw.destroy();
+  }
+}

@@ -1,0 +1,188 @@
+// The handshake gate (src/tls-failures/handshake-gate.ts) in front of the inbound listener: a
+// caller's certificate message is judged from its DER before OpenSSL parses it. A certificate
+// whose EC key has explicit parameters over a crafted field (fixtures/hostile-chain/slow-ec.pem)
+// costs OpenSSL ~250 ms to decode, whoever issued it: sent after a mesh SVID it is refused with
+// nothing parsed, on TLS 1.3 (its flight opened with the handshake secret) and TLS 1.2 (in the
+// clear). Callers of the mesh are served over every TLS 1.3 suite meshcar offers, TLS 1.2, a
+// HelloRetryRequest and records cut into small TCP writes. Real sockets, real TLS.
+
+import t from 'tap';
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { once } from 'node:events';
+import { waitFor } from '../helpers/mode-gate.js';
+import { certificateMessageRefusal, HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
+
+const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));
+const SLOW_EC = readFileSync(`${HOSTILE}slow-ec.pem`, 'utf8');
+const SMALL = readFileSync(`${HOSTILE}ec-small.pem`, 'utf8');
+const derOf = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+
+type Outcome = 'served' | 'refused in the handshake' | 'closed at accept';
+
+/** One HTTP/1.1 request over mTLS from `from` (a loopback address), or how the connection ended. */
+function request(fx: InboundFixture, from: string, credentials: { cert: string; key: string }, extra: tls.ConnectionOptions = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let spoke = false;
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, localAddress: from, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...credentials, checkServerIdentity: () => undefined, ...extra });
+    socket.once('secureConnect', () => {
+      spoke = true;
+      socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n');
+    });
+    socket.once('data', () => {
+      socket.destroy();
+      resolve('served');
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
+  });
+}
+
+/** A relay from a loopback port to the inbound that passes the caller's bytes on `size` bytes at a time, each write on its own turn of the loop. */
+async function choppingRelay(fx: InboundFixture, size: number): Promise<{ port: number; close(): void }> {
+  const server = net.createServer((caller) => {
+    const inbound = net.connect({ host: '127.0.0.1', port: fx.port, noDelay: true });
+    let queue = Promise.resolve();
+    caller.on('data', (chunk: Buffer) => {
+      for (let at = 0; at < chunk.length; at += size) {
+        const piece = chunk.subarray(at, at + size);
+        queue = queue.then(() => new Promise<void>((done) => setImmediate(() => inbound.write(piece, () => done()))));
+      }
+    });
+    inbound.pipe(caller);
+    caller.on('error', () => inbound.destroy());
+    inbound.on('error', () => caller.destroy());
+    caller.on('close', () => inbound.destroy());
+    inbound.on('close', () => caller.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+const refusedByGate = (fx: InboundFixture) => fx.observer.tlsFailures.filter((f) => f.reason === 'invalid_certificate').length;
+
+t.test('a certificate message is judged from its DER', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  const mesh = leaf.chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!.map(derOf);
+  const tls12 = (ders: Buffer[]) => {
+    const entries = ders.map((der) => Buffer.concat([Buffer.from([der.length >> 16, (der.length >> 8) & 0xff, der.length & 0xff]), der]));
+    const list = Buffer.concat(entries);
+    return Buffer.concat([Buffer.from([list.length >> 16, (list.length >> 8) & 0xff, list.length & 0xff]), list]);
+  };
+  const tls13 = (ders: Buffer[]) => {
+    const entries = ders.map((der) => Buffer.concat([Buffer.from([der.length >> 16, (der.length >> 8) & 0xff, der.length & 0xff]), der, Buffer.from([0, 0])]));
+    const list = Buffer.concat(entries);
+    return Buffer.concat([Buffer.from([0, list.length >> 16, (list.length >> 8) & 0xff, list.length & 0xff]), list]);
+  };
+  t.equal(certificateMessageRefusal(tls13(mesh), true), undefined, 'a mesh SVID and its issuer (TLS 1.3) pass');
+  t.equal(certificateMessageRefusal(tls12(mesh), false), undefined, 'and in TLS 1.2 form');
+  t.equal(certificateMessageRefusal(tls13([]), true), undefined, 'an empty list passes (OpenSSL refuses it, at no cost)');
+  t.match(certificateMessageRefusal(tls13([...mesh, derOf(SLOW_EC)]), true), /explicit parameters/, 'a key with explicit parameters is refused');
+  t.match(certificateMessageRefusal(tls13([...mesh, ...mesh, derOf(SMALL)]), true), /5 certificates/, 'five certificates are refused');
+  t.match(certificateMessageRefusal(tls12(mesh).subarray(0, 40), false), /malformed/, 'a cut list is refused as malformed');
+  t.match(certificateMessageRefusal(tls13(mesh), false), /malformed/, 'TLS 1.3 entries read as TLS 1.2: malformed');
+});
+
+t.test('callers of the mesh are served through the gate', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  const good = { cert: leaf.chainPem, key: leaf.privateKeyPem };
+  for (const suite of ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']) {
+    t.equal(await request(fx, '127.0.0.1', good, { ciphers: suite }), 'served', `TLS 1.3 with ${suite}`);
+  }
+  t.equal(await request(fx, '127.0.0.1', good, { maxVersion: 'TLSv1.2' }), 'served', 'TLS 1.2');
+  // the caller's first key share is for a group the inbound does not take: it is asked again (a second ClientHello)
+  t.equal(await request(fx, '127.0.0.1', good, { ecdhCurve: 'P-521:P-384' }), 'served', 'after a HelloRetryRequest');
+  const relay = await choppingRelay(fx, 7);
+  t.teardown(() => relay.close());
+  const chopped = await new Promise<Outcome>((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: relay.port, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...good, checkServerIdentity: () => undefined });
+    socket.once('secureConnect', () => socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n'));
+    socket.once('data', () => {
+      socket.destroy();
+      resolve('served');
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => resolve('closed at accept'));
+  });
+  t.equal(chopped, 'served', 'its records cut into 7-byte writes');
+  t.equal(refusedByGate(fx), 0, 'none refused by the gate');
+});
+
+t.test('a certificate costly to decode is refused before OpenSSL parses it', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  // the client pays the decode once, here, building its context; the inbound would pay it per handshake
+  const hostile = tls.createSecureContext({ cert: leaf.chainPem + SLOW_EC, key: leaf.privateKeyPem, ca: fx.pki.bundlePem });
+  const good = { cert: leaf.chainPem, key: leaf.privateKeyPem };
+  // the third: its first key share for a group the inbound does not take, so that it is asked
+  // again, and sends a ChangeCipherSpec before its second hello (TLS 1.3's middlebox compatibility)
+  for (const [from, version, groups] of [['127.0.0.31', 'TLSv1.3', undefined], ['127.0.0.32', 'TLSv1.2', undefined], ['127.0.0.34', 'TLSv1.3', 'P-521:P-384']] as const) {
+    const before = process.cpuUsage();
+    const outcome = await request(fx, from, { cert: '', key: '' }, { secureContext: hostile, cert: undefined, key: undefined, maxVersion: version, ...(groups ? { ecdhCurve: groups } : {}) });
+    const cpu = process.cpuUsage(before);
+    const ms = (cpu.user + cpu.system) / 1000;
+    const how = `${version}${groups ? ' after a HelloRetryRequest' : ''}`;
+    t.not(outcome, 'served', `${how}: a mesh SVID followed by the crafted certificate is not served`);
+    t.ok(ms < 100, `${how}: the handshake cost ${ms.toFixed(1)} ms of CPU in all (OpenSSL's decode of the key alone: ~250 ms)`);
+    t.equal(await request(fx, from, good), 'closed at accept', `${how}: its address is refused at accept after it (the whole budget spent)`);
+  }
+  t.equal(refusedByGate(fx), 3, 'all three refused by the gate (invalid_certificate)');
+  t.match(fx.observer.tlsFailureWords.find((words) => words.includes('refused before they were parsed')) ?? '', /refused before they were parsed: a certificate with an EC key with explicit parameters/, 'said in words');
+});
+
+t.test('a certificate message larger than any mesh path is refused as it is announced', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  const copies = Math.ceil((2 * MAX_CERTIFICATE_MESSAGE) / derOf(SMALL).length);
+  const outcome = await request(fx, '127.0.0.33', { cert: leaf.chainPem + SMALL.repeat(copies), key: leaf.privateKeyPem });
+  t.not(outcome, 'served', `a mesh SVID followed by ${copies} small certificates (~${Math.round((copies * derOf(SMALL).length) / 1024)} KiB) is not served`);
+  t.equal(refusedByGate(fx), 1, 'refused by the gate');
+  const said = fx.observer.tlsFailureWords.find((words) => words.includes('refused before they were parsed')) ?? '';
+  t.match(said, /certificate message of \d+ bytes \(more than 32768\)/, `said in words: ${said}`);
+});
+
+/** Our ServerHello as the TLS socket writes it: TLS 1.2 (no supported_versions), or TLS 1.3. */
+function serverHello(tls13: boolean): Buffer {
+  const extensions = tls13 ? Buffer.from([0, 0x2b, 0, 2, 3, 4]) : Buffer.alloc(0);
+  const body = Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32, 1), Buffer.from([0, 0xc0, 0x2b, 0, 0, extensions.length]), extensions]);
+  const message = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 0xff]), body]);
+  return Buffer.concat([Buffer.from([22, 3, 3, 0, message.length]), message]);
+}
+
+t.test("after a TLS 1.2 caller's ChangeCipherSpec the gate reads nothing more; under TLS 1.3 it still does", async (t) => {
+  // a TLS 1.2 caller resuming its session sends a ChangeCipherSpec, then its Finished encrypted
+  // in a handshake record: read in the clear, its first bytes may look like anything
+  const ccs = Buffer.from([20, 3, 3, 0, 1, 1]);
+  const looksLikeCertificates = Buffer.concat([Buffer.from([22, 3, 3, 0, 40, 11, 0xff, 0xff, 0xff]), Buffer.alloc(36, 7)]);
+  for (const tls13 of [false, true]) {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const [raw] = (await once(server, 'connection')) as [net.Socket];
+    let refused = false;
+    const gate = new HandshakeGate(raw, () => (refused = true));
+    let passed = 0;
+    gate.on('data', (chunk: Buffer) => (passed += chunk.length));
+    gate.write(serverHello(tls13));
+    client.write(Buffer.concat([ccs, looksLikeCertificates]));
+    if (!tls13) {
+      await waitFor('the bytes passed', () => passed === ccs.length + looksLikeCertificates.length);
+      t.notOk(refused, 'TLS 1.2: passed unread, not refused');
+    } else {
+      await waitFor('the gate refused', () => refused);
+      t.match(gate.refusal, /certificate message of 16777215 bytes/, 'TLS 1.3: still read, and a certificate message that large is refused');
+    }
+    client.destroy();
+    server.close();
+  }
+});
