@@ -73,11 +73,13 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   // the caller's certificates are judged before OpenSSL parses them (tls-failures/handshake-gate.ts)
   gateServerConnections(server, (gate) => {
     const raw = gate.raw;
-    const detail = { peer: hostPort(raw.remoteAddress, raw.remotePort), message: `the caller's certificates were refused before they were parsed: ${gate.refusal}` };
-    observer.tlsHandshakeFailed('inbound', 'invalid_certificate', detail);
-    logger.debug({ reason: 'invalid_certificate', remote: raw.remoteAddress, detail: gate.refusal }, 'inbound TLS handshake refused by its certificates');
-    // a chain costly on its face spends the address's whole budget, as one OpenSSL reported does
-    if (raw.remoteAddress !== undefined) options.onHandshakeFailed?.(raw.remoteAddress, raw.bytesRead, true);
+    const reason = gate.refusalReason;
+    const what = reason === 'invalid_certificate' ? "the caller's certificates were refused before they were parsed" : "the caller's handshake was refused before its certificates were read";
+    observer.tlsHandshakeFailed('inbound', reason, { peer: hostPort(raw.remoteAddress, raw.remotePort), message: `${what}: ${gate.refusal}` });
+    logger.debug({ reason, remote: raw.remoteAddress, detail: gate.refusal }, 'inbound TLS handshake refused by the handshake gate');
+    // a chain costly on its face spends the address's whole budget, as one OpenSSL reported does;
+    // bytes that are no client's handshake are charged as read
+    if (raw.remoteAddress !== undefined) options.onHandshakeFailed?.(raw.remoteAddress, raw.bytesRead, reason === 'invalid_certificate');
   });
   // new handshakes use the rotated certificate; open connections keep theirs
   identity.attachServer(server, contextExtras);

@@ -82,7 +82,7 @@ type Chain = { readonly certificates: readonly Buffer[]; readonly total: number 
 function keyWords(key: KeyFacts): string {
   if (key.type === 'rsa') return `an RSA key of ${key.bits} bits with a ${key.exponentBits}-bit exponent`;
   if (key.type === 'ec') return 'an EC key with explicit parameters or on a curve other than P-256, P-384, P-521';
-  return 'a key of a type no SVID holds';
+  return 'a DSA key, or a key of a type Node does not name';
 }
 
 /** Why checking the chain a peer presented (the first certificates as DER, and how many in all) costs far more than a mesh SVID's, in words; undefined when it does not. */

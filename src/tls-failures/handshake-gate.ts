@@ -19,12 +19,13 @@ import { RecordOpener } from './tls13-records.js';
 import { certificatesOf, serverHelloVersion } from './tls-messages.js';
 
 const CHANGE_CIPHER_SPEC = 20;
-const ALERT = 21;
 const HANDSHAKE = 22;
 const APPLICATION_DATA = 23;
 const CERTIFICATE = 11;
-/** A caller's hello (two after a HelloRetryRequest): the one message before its certificates. */
-const CLIENT_HELLO = 1;
+/** The caller's last handshake message: no certificate comes after it (TLS 1.3 asks for one after the handshake only at the server's request, which meshcar never makes). */
+const FINISHED = 20;
+/** Records read before the certificates are judged: a hello or two, a ChangeCipherSpec, a certificate message in up to three. More is refused (each costs a copy, and under TLS 1.3 an AEAD open). */
+const MAX_RECORDS = 32;
 /** A record's largest payload, protected (2^14 + 256) with TLS 1.2's room for expansion. */
 const MAX_RECORD_PAYLOAD = 16_384 + 2_048;
 /** A mesh path's certificate message is 1-10 KB (four RSA-8192 certificates ~9 KB); more is refused as it is announced. */
@@ -47,6 +48,12 @@ export class HandshakeGate extends EventEmitter {
   readonly readableObjectMode = false;
   /** Why the gate closed the connection, once it did. */
   refusal: string | undefined;
+  /** What the refusal was about: the caller's certificates, or bytes that are no TLS handshake a client makes. */
+  refusalReason: 'invalid_certificate' | 'protocol' = 'protocol';
+  /** Records read so far, while the gate reads them. */
+  private records = 0;
+  /** Bytes of the held records. */
+  private heldBytes = 0;
   private mode: Mode = 'hello';
   /** Bytes read and not yet examined (an incomplete record, or records waiting for the key). */
   private input: Buffer = Buffer.alloc(0);
@@ -149,13 +156,25 @@ export class HandshakeGate extends EventEmitter {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.mode === 'open') return this.forward(chunk);
-    if (this.mode === 'refused') return;
+    if (this.mode !== 'hello') return;
     this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
     this.examineInput();
   };
 
+  /** Reads what came, whatever it is: a reading that throws (a bug of ours on bytes nobody foresaw) closes this connection, never the process. */
   private examineInput(): void {
+    try {
+      this.examineRecords();
+    } catch (err) {
+      if (this.mode === 'hello') this.refuse(`bytes the gate could not read (${(err as Error).message})`);
+    }
+  }
+
+  private examineRecords(): void {
     while (this.mode === 'hello' && this.input.length >= 5) {
+      // an SSLv2-format hello (its length's high bit set): no TLS 1.2 or 1.3 client sends one,
+      // and it would take the records after it past the gate
+      if (this.input[0]! >= 0x80) return this.refuse('an SSLv2-format hello');
       // not TLS (plain HTTP to the port, junk): OpenSSL refuses it at its first bytes, and says why
       if (this.input[0]! < 20 || this.input[0]! > 23 || this.input[1] !== 3) {
         this.mode = 'open';
@@ -171,12 +190,13 @@ export class HandshakeGate extends EventEmitter {
         this.mode = 'open';
         break;
       }
+      if (++this.records > MAX_RECORDS) return this.refuse(`more than ${MAX_RECORDS} TLS records before its certificates`);
       const record = this.input.subarray(0, 5 + length);
       this.input = this.input.subarray(5 + length);
       this.examineRecord(record);
     }
     if (this.mode === 'open') return this.openUp();
-    if (this.mode === 'hello' && this.input.length + this.messages.length > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
+    if (this.mode === 'hello' && this.input.length + this.messages.length + this.heldBytes > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
   }
 
   private examineRecord(record: Buffer): void {
@@ -185,47 +205,53 @@ export class HandshakeGate extends EventEmitter {
     else if (type === APPLICATION_DATA) {
       const opened = this.opener?.open(record.subarray(0, 5), record.subarray(5));
       if (opened === undefined) return this.refuse('a protected handshake record that does not open with the handshake key');
+      // an alert (OpenSSL carries on past a user_canceled one) or anything else passes, and the
+      // gate reads on: only the certificates, or the end of the caller's handshake, open it
       if (opened.type === HANDSHAKE) this.readMessages(opened.content, true);
-      else this.mode = 'open'; // an alert, or anything OpenSSL refuses on its own
     } else if (type === CHANGE_CIPHER_SPEC) {
       // TLS 1.2: what follows is encrypted (a resumed session's Finished, or a handshake past its
       // certificates). TLS 1.3 sends one for middleboxes, also before a second ClientHello
       if (this.version === 'tls12') this.mode = 'open';
-    } else if (type !== ALERT) this.mode = 'open'; // no TLS content type: OpenSSL refuses it
+    }
+    // an alert in the clear passes, and the gate reads on
     if (this.mode === 'refused') return;
     this.held.push(record);
+    this.heldBytes += record.length;
     // a certificate message still incomplete: hold its records; else let them through
     if (this.mode === 'hello' && this.messages[0] === CERTIFICATE) return;
     if (this.mode === 'hello') this.flushHeld();
   }
 
-  /** Reads whole handshake messages: hellos pass, a certificate message is judged, anything else ends the gate's work. */
+  /**
+   * Reads whole handshake messages: hellos pass, a certificate message is judged (and then the
+   * gate's work is done), and so is it at the caller's Finished (a resumed session has no
+   * certificates). Any other message passes, for OpenSSL to refuse out of its place, and the gate
+   * reads on.
+   */
   private readMessages(bytes: Buffer, tls13: boolean): void {
     this.messages = this.messages.length === 0 ? bytes : Buffer.concat([this.messages, bytes]);
     this.messagesTls13 = tls13;
     while (this.mode === 'hello' && this.messages.length > 0) {
       const type = this.messages[0];
-      if (type !== CLIENT_HELLO && type !== CERTIFICATE) {
-        this.mode = 'open';
-        return;
-      }
       if (this.messages.length < 4) return;
       const length = this.messages.readUIntBE(1, 3);
-      if (type === CERTIFICATE && length > MAX_CERTIFICATE_MESSAGE) return this.refuse(`a certificate message of ${length} bytes (more than ${MAX_CERTIFICATE_MESSAGE})`);
+      if (type === CERTIFICATE && length > MAX_CERTIFICATE_MESSAGE) return this.refuse(`a certificate message of ${length} bytes (more than ${MAX_CERTIFICATE_MESSAGE})`, 'invalid_certificate');
+      if (length > MAX_HELD) return this.refuse(`a handshake message of ${length} bytes before its certificates`);
       if (this.messages.length < 4 + length) return;
       const body = this.messages.subarray(4, 4 + length);
       this.messages = this.messages.subarray(4 + length);
       if (type === CERTIFICATE) {
         const refusal = certificateMessageRefusal(body, this.messagesTls13);
-        if (refusal !== undefined) return this.refuse(refusal);
+        if (refusal !== undefined) return this.refuse(refusal, 'invalid_certificate');
         this.mode = 'open';
-      }
+      } else if (type === FINISHED) this.mode = 'open';
     }
   }
 
   private flushHeld(): void {
     const held = this.held;
     this.held = [];
+    this.heldBytes = 0;
     for (const record of held) this.forward(record);
   }
 
@@ -242,10 +268,12 @@ export class HandshakeGate extends EventEmitter {
     for (const listener of this.direct) this.raw.on('data', listener);
   }
 
-  private refuse(why: string): void {
+  private refuse(why: string, reason: HandshakeGate['refusalReason'] = 'protocol'): void {
     this.mode = 'refused';
     this.refusal = why;
+    this.refusalReason = reason;
     this.held = [];
+    this.heldBytes = 0;
     this.input = Buffer.alloc(0);
     this.messages = Buffer.alloc(0);
     this.onRefused(this);

@@ -13,6 +13,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
 import { once } from 'node:events';
+import { Duplex } from 'node:stream';
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { waitFor } from '../helpers/mode-gate.js';
 import { certificateMessageRefusal, HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
 
@@ -185,4 +187,126 @@ t.test("after a TLS 1.2 caller's ChangeCipherSpec the gate reads nothing more; u
     client.destroy();
     server.close();
   }
+});
+
+/**
+ * A TLS 1.3 client (AES-128-GCM) that sends `extra(seal)` before its own first protected
+ * handshake record, sealed with its handshake key (its own records are sealed again after them,
+ * with the sequence numbers that follow).
+ */
+function injectingClient(fx: InboundFixture, from: string, credentials: tls.ConnectionOptions, extra: (seal: (type: number, content: Buffer) => Buffer) => Buffer[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const raw = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: from });
+    let keys: { key: Buffer; iv: Buffer } | undefined;
+    let pending = Buffer.alloc(0);
+    let sent = 0; // records sealed on the wire
+    let read = 0; // the client's own records opened
+    let handshakeDone = false;
+    const expand = (secret: Buffer, label: string, length: number) => {
+      const name = Buffer.from(`tls13 ${label}`);
+      return createHmac('sha256', secret).update(Buffer.concat([Buffer.from([0, length, name.length]), name, Buffer.from([0, 1])])).digest().subarray(0, length);
+    };
+    const nonce = (n: number) => {
+      const iv = Buffer.from(keys!.iv);
+      iv.writeUInt32BE((iv.readUInt32BE(8) ^ n) >>> 0, 8);
+      return iv;
+    };
+    const seal = (type: number, content: Buffer) => {
+      const inner = Buffer.concat([content, Buffer.from([type])]);
+      const header = Buffer.from([23, 3, 3, (inner.length + 16) >> 8, (inner.length + 16) & 0xff]);
+      const cipher = createCipheriv('aes-128-gcm', keys!.key, nonce(sent++));
+      cipher.setAAD(header);
+      return Buffer.concat([header, cipher.update(inner), cipher.final(), cipher.getAuthTag()]);
+    };
+    const open = (record: Buffer) => {
+      try {
+        const decipher = createDecipheriv('aes-128-gcm', keys!.key, nonce(read));
+        decipher.setAAD(record.subarray(0, 5));
+        decipher.setAuthTag(record.subarray(record.length - 16));
+        const plain = Buffer.concat([decipher.update(record.subarray(5, record.length - 16)), decipher.final()]);
+        read++;
+        return { type: plain[plain.length - 1]!, content: plain.subarray(0, plain.length - 1) };
+      } catch {
+        return undefined; // under the application key: the handshake is over
+      }
+    };
+    const duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+          const record = pending.subarray(0, 5 + pending.readUInt16BE(3));
+          pending = pending.subarray(record.length);
+          const opened = record[0] === 23 && keys !== undefined && !handshakeDone ? open(record) : undefined;
+          if (opened === undefined) {
+            if (record[0] === 23 && keys !== undefined) handshakeDone = true;
+            raw.write(record);
+            continue;
+          }
+          if (read === 1) for (const injected of extra(seal)) raw.write(injected);
+          raw.write(seal(opened.type, opened.content));
+        }
+        done();
+      },
+    });
+    raw.on('data', (data: Buffer) => duplex.push(data));
+    raw.on('error', () => {});
+    raw.on('close', () => duplex.destroy());
+    let spoke = false;
+    const socket = tls.connect({ socket: duplex, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', ...credentials, rejectUnauthorized: false });
+    socket.on('keylog', (line: Buffer) => {
+      const [label, , secret] = line.toString('latin1').trim().split(' ');
+      if (label !== 'CLIENT_HANDSHAKE_TRAFFIC_SECRET') return;
+      const key = Buffer.from(secret!, 'hex');
+      keys = { key: expand(key, 'key', 16), iv: expand(key, 'iv', 12) };
+    });
+    socket.once('secureConnect', () => {
+      spoke = true;
+      socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n');
+    });
+    socket.once('data', () => {
+      socket.destroy();
+      resolve('served');
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
+  });
+}
+
+t.test('a user_canceled alert before the certificates (OpenSSL carries on past it) opens nothing', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  const good = { cert: leaf.chainPem, key: leaf.privateKeyPem };
+  const userCanceled = (seal: (type: number, content: Buffer) => Buffer) => [seal(21, Buffer.from([1, 90]))];
+  t.equal(await injectingClient(fx, '127.0.0.41', good, userCanceled), 'served', 'a mesh caller with the alert injected is served (the injection works)');
+  // built before the measure: the client pays the crafted key's decode here, once
+  const hostile = tls.createSecureContext({ cert: leaf.chainPem + SLOW_EC, key: leaf.privateKeyPem });
+  const before = process.cpuUsage();
+  const outcome = await injectingClient(fx, '127.0.0.42', { secureContext: hostile }, userCanceled);
+  const cpu = process.cpuUsage(before);
+  const ms = (cpu.user + cpu.system) / 1000;
+  t.not(outcome, 'served', 'the crafted certificate after the alert is not served');
+  t.ok(ms < 100, `the handshake cost ${ms.toFixed(1)} ms of CPU in all (the crafted key's decode alone: ~250 ms)`);
+  t.equal(refusedByGate(fx), 1, 'refused by the gate (invalid_certificate)');
+});
+
+t.test('records held before the certificates are bounded in number; an SSLv2-format hello is refused', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const record = (type: number, payload: Buffer) => Buffer.concat([Buffer.from([type, 3, 3, payload.length >> 8, payload.length & 0xff]), payload]);
+  const closedAfter = async (from: string, bytes: Buffer) => {
+    const socket = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: from });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    socket.write(bytes);
+    await once(socket, 'close');
+  };
+  // the start of a certificate message, then alerts in the clear: each is held behind it
+  const alerts = Array.from({ length: 40 }, () => record(21, Buffer.from([1, 90])));
+  await closedAfter('127.0.0.43', Buffer.concat([record(22, Buffer.from([11, 0, 3, 232, 0, 0])), ...alerts]));
+  t.ok(fx.observer.tlsFailureWords.some((words) => /more than 32 TLS records before its certificates/.test(words)), 'refused after 32 records');
+  await closedAfter('127.0.0.44', Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10]));
+  t.ok(fx.observer.tlsFailureWords.some((words) => /an SSLv2-format hello/.test(words)), 'an SSLv2-format hello is refused');
+  t.same(fx.observer.tlsFailures.map((f) => f.reason), ['protocol', 'protocol'], 'both as protocol failures');
 });
