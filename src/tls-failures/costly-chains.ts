@@ -1,31 +1,28 @@
-// What a failed TLS handshake cost this side, as far as can be told after it. OpenSSL parses
-// every certificate the peer presents and checks the signatures of the chain it builds, with
-// keys the peer made, before meshcar sees the connection; Node 20 gives no verify depth,
-// certificate-list size or verify callback to bound that before the work is done (Envoy would
-// cap it with max_verify_depth). The inbound asks every caller for a certificate; the outbound
-// checks every upstream's. Ten self-made RSA-3072 intermediates with 3,064-bit public exponents
-// cost the inbound 62 ms of CPU per handshake (4 ms for a caller of the mesh), the outbound 80 ms
-// per dial; an EC key with explicit parameters over a crafted prime field costs 130 ms to decode
-// in 386 bytes, before any signature. So what a chain costs cannot be read from its size, and a
-// failed handshake is judged by where it failed:
-// - the peer's certificates were reported (the handshake ran to its end and failed on the chain,
-//   or, on the outbound, on the SPIFFE ID): costly when they hold more certificates than a mesh
-//   SVID path, a key no SVID holds or whose checks together cost far more than a mesh path's
-//   (read from the DER, pki/spki-read.ts, never decoded again), or when more bytes came than
-//   those certificates and the handshake's other messages explain (certificates Node did not
-//   link into the chain, which OpenSSL parsed all the same);
-// - not reported, after the peer could have sent certificates (inbound, TLS 1.3: bytes after the
-//   ClientHello; TLS 1.2: past the hello at all; outbound: more than a ServerHello read):
-//   costly, since the certificates it may have sent cannot be seen. A mesh peer's failures are
-//   reported ones (an expired SVID, another CA's) and are not costly;
-// - otherwise (a broken ClientHello, a peer that is no TLS server) the bytes read, charged beyond
-//   2 KiB; plain HTTP to the inbound's port is not counted (it is answered with a 400).
+// What a TLS peer's certificates cost to check, read from their DER (pki/spki-read.ts), and what
+// a failed handshake cost this side. OpenSSL parses every certificate a peer presents, decoding
+// its key, and checks the signatures of the chain it builds, with keys the peer made; Node 20
+// gives no verify depth, certificate-list size or verify callback to bound that (Envoy would cap
+// it with max_verify_depth). Ten self-made RSA-3072 intermediates with 3,064-bit public exponents
+// cost 62 ms of CPU per handshake (4 ms for a caller of the mesh), the outbound 80 ms per dial;
+// an EC key with explicit parameters over a crafted prime field ~250 ms to decode in a 513-byte
+// certificate, before any signature. So what a chain costs cannot be read from its size:
+// - whyCostlyToCheck judges a chain: more certificates than a mesh SVID path, a key no SVID
+//   holds, or keys whose checks together cost far more than a mesh path's. The inbound's
+//   handshake gate (handshake-gate.ts) applies it to a caller's certificate message before
+//   OpenSSL parses it, so a failed inbound handshake is charged only the bytes it read;
+// - the outbound's dials are not gated, and a failed one is judged by where it failed: the
+//   server's certificates reported (the handshake ran to its end and failed on the chain or the
+//   SPIFFE ID), costly when whyCostlyToCheck says so or more bytes came than those certificates
+//   and the flight's other messages explain (certificates Node did not link into the chain,
+//   which OpenSSL parsed all the same); not reported after more than a ServerHello was read,
+//   costly, since the certificates it may have sent cannot be seen; otherwise the bytes read.
 // handshake-budgets.ts turns these into a budget per peer address (the inbound's callers,
-// connection-caps.ts; the outbound's endpoints, outbound/dial-budgets.ts).
+// connection-caps.ts; the outbound's endpoints, outbound/dial-budgets.ts), charging bytes beyond
+// 2 KiB a failure; plain HTTP to the inbound's port is not counted (it is answered with a 400).
 
 import type { TLSSocket } from 'node:tls';
 import { publicKeyFacts, type KeyFacts } from '../pki/spki-read.js';
-import { firstSecretOf, presentedChainOf } from './peer-certificate.js';
+import { presentedChainOf } from './peer-certificate.js';
 
 /** Certificates a mesh SVID path may have as sent: leaf, issuer, a cross-signed issuer, root. */
 const MAX_MESH_CHAIN = 4;
@@ -34,21 +31,8 @@ const MAX_RSA_BITS = 8_192;
 const MAX_RSA_EXPONENT_BITS = 256;
 /** What the checks with a chain's keys may cost together (ms, this machine): a P-521 leaf, issuer and root (3.6) pass, four P-521 keys do not. */
 const MAX_CHAIN_CHECK_MS = 4;
-/** Bytes after a TLS 1.3 ClientHello that say the caller sent more than a ChangeCipherSpec and an alert. */
-const SECOND_FLIGHT_BYTES = 64;
-/** A server's TLS 1.2 answer to a hello (ServerHello, Certificate, ...) is larger than this; an alert is 7 bytes. */
-const TLS12_ANSWER_BYTES = 256;
 /** More than a ServerHello (and its ChangeCipherSpec) read by the outbound: the server's certificates may have come. */
 const SERVER_HELLO_BYTES = 256;
-/**
- * What a caller's second flight holds besides its certificates (each with 5 bytes of framing)
- * and its signature: ChangeCipherSpec, the messages' headers, Finished, the records' framing
- * (~180 bytes measured), and room for the first application data read with it (a mesh caller's
- * HTTP/2 preface, SETTINGS and first request head, ~300 bytes). Tight on purpose: a key with
- * explicit parameters decodes at up to ~0.5 ms a byte (a review's 500-byte certificate: 281 ms),
- * and a caller's certificates that Node does not link are seen only as bytes.
- */
-const CALLER_FLIGHT_OTHER_BYTES = 512;
 /** What a server's flight holds besides its certificates and signature: ServerHello, EncryptedExtensions, a CertificateRequest naming its roots (~100 bytes each), Finished, framing: ~425 bytes measured with one root. */
 const SERVER_FLIGHT_OTHER_BYTES = 768;
 
@@ -119,26 +103,17 @@ export interface FailedHandshake {
 
 type OverTcp = TLSSocket & { _parent?: { bytesRead?: number; bytesWritten?: number } | null };
 
-/** A caller's handshake that failed with `err` on the inbound (the TLS socket over the accepted TCP socket). */
+/**
+ * A caller's handshake that failed with `err` on the inbound. The inbound's handshake gate
+ * (handshake-gate.ts) judged the caller's certificates before OpenSSL parsed any and refused a
+ * costly chain itself (spending the budget there): what OpenSSL was given cost no more than a
+ * mesh path's, so the bytes read are charged, beyond the free part.
+ */
 export function failedCallerHandshake(err: { code?: string }, socket: TLSSocket): FailedHandshake {
   // plain HTTP: OpenSSL stopped at its first bytes
   if (err.code === 'ERR_SSL_HTTP_REQUEST' || err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST') return { bytes: 0, costly: false };
-  // the TCP socket counts what was read and written (the TLS socket only what it decrypted), and keeps the counts after its close
-  const raw = (socket as OverTcp)._parent;
-  const read = raw?.bytesRead ?? 0;
-  // an empty certificate list (a client with no certificate, curl without one): nothing parsed
-  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return { bytes: read, costly: false };
-  const first = firstSecretOf(socket);
-  const presented = presentedChainOf(socket);
-  if (first?.tls13) {
-    const flight = read - first.bytesRead;
-    if (presented) return { bytes: 0, costly: costlyToCheck(presented) || flight > explainedBytes(presented, CALLER_FLIGHT_OTHER_BYTES) };
-    return { bytes: read, costly: flight > SECOND_FLIGHT_BYTES };
-  }
-  // TLS 1.2: its secret comes after the caller's certificate, and its answer to the hello went
-  // out before the certificate came (which came in the clear, unseen): past the hello, costly
-  if (first !== undefined || (raw?.bytesWritten ?? 0) > TLS12_ANSWER_BYTES) return { bytes: read, costly: true };
-  return { bytes: read, costly: false };
+  // the TCP socket counts what was read (the TLS socket only what it decrypted), and keeps the count after its close
+  return { bytes: (socket as OverTcp)._parent?.bytesRead ?? 0, costly: false };
 }
 
 /** A dial's handshake that failed on the outbound (the TLS socket over the TCP socket dialled first). */

@@ -95,25 +95,11 @@ export function watchServerPeerCertificates(server: Server): void {
   // remoteOf looks for a caller gone before its handshake's first key (connection-caps.ts has
   // read it already; this keeps remoteOf from depending on that)
   server.on('connection', (raw: { remoteAddress?: string }) => void raw.remoteAddress);
-  server.on('keylog', (line: Buffer, socket: TLSSocket) => {
+  server.on('keylog', (_line: Buffer, socket: TLSSocket) => {
     if (remotes.has(socket)) return; // one 'keylog' per secret: five per TLS 1.3 handshake
     remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
-    // TLS 1.3 derives its first secrets from the ClientHello, before the caller can send its
-    // certificate (it needs the ServerHello's key share): what was read by now is the hello.
-    // TLS 1.2 logs its one line (CLIENT_RANDOM) only after the caller's certificate
-    const raw = (socket as TLSSocket & { _parent?: { bytesRead?: number } | null })._parent;
-    firstSecrets.set(socket, { bytesRead: raw?.bytesRead ?? 0, tls13: !line.subarray(0, 13).equals(CLIENT_RANDOM) });
     socket.prependOnceListener('secure', keepRefusedCallerCertificate);
   });
-}
-
-const CLIENT_RANDOM = Buffer.from('CLIENT_RANDOM');
-/** When an accepted handshake derived its first secret: the bytes read from the caller by then, and whether it is TLS 1.3. */
-const firstSecrets = new WeakMap<TLSSocket, { readonly bytesRead: number; readonly tls13: boolean }>();
-
-/** An accepted handshake's first secret (watchServerPeerCertificates): the bytes read by then, and whether it is TLS 1.3; undefined before one. */
-export function firstSecretOf(socket: TLSSocket): { readonly bytesRead: number; readonly tls13: boolean } | undefined {
-  return firstSecrets.get(socket);
 }
 
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {

@@ -121,8 +121,7 @@ t.test('inbound mutual TLS', async (t) => {
     const leaf = await fx.pki.issue(FRONTEND_ID, { key: { privateKeyPem: privateKey, publicKeyPem: publicKey } });
     const before = fx.observer.tlsFailures.length;
     for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
-      // from an address of its own: a refused TLS 1.2 handshake has its address wait (its
-      // certificates came before anything could be measured: refused-chains.test.ts)
+      // from an address of its own (it spends its bytes of the address's budget)
       const attempt = await rawAttempt(fx.port, { ca: fx.pki.bundlePem, key: leaf.privateKeyPem, cert: leaf.chainPem, maxVersion, ciphers: 'DEFAULT:@SECLEVEL=0', localAddress: '127.0.0.9' });
       t.equal(attempt.text, '', `${maxVersion}: no HTTP answer`);
     }
