@@ -17,6 +17,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { connectFrom } from '../helpers/tls-outcome.js';
 import { costlyToCheck } from '../../src/tls-failures/costly-chains.js';
 import { publicKeyFacts } from '../../src/pki/spki-read.js';
 import { addressKeys, AddressPenalties } from '../../src/tls-failures/handshake-budgets.js';
@@ -24,27 +25,6 @@ import { makePki } from '../helpers/pki.js';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));
 const hostile = { cert: readFileSync(`${HOSTILE}chain10.pem`, 'utf8'), key: readFileSync(`${HOSTILE}leaf10.key`, 'utf8') };
-
-type Outcome = 'served' | 'refused in the handshake' | 'closed at accept';
-
-/** One connection from `from`: served (handshake done, the server answered an HTTP/1.1 request), refused in its handshake (the server spoke TLS), or closed at accept (nothing came back). */
-function connectFrom(fx: InboundFixture, from: string, credentials: { cert: string; key: string }, extra: tls.ConnectionOptions = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let spoke = false;
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, localAddress: from, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...credentials, checkServerIdentity: () => undefined, ...extra });
-    // TLS 1.3: the client's handshake ends before the server has judged its certificate
-    socket.once('secureConnect', () => {
-      spoke = true;
-      socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n');
-    });
-    socket.once('data', () => {
-      socket.destroy();
-      resolve('served');
-    });
-    socket.on('error', () => {});
-    socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
-  });
-}
 
 /** A TLS 1.3 handshake from `from` whose records stop after the first encrypted one (the caller's certificate message), then a FIN: resolves once the server has closed it. */
 function cutAfterCertificate(fx: InboundFixture, from: string, credentials: { cert: string; key: string }): Promise<void> {

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { connectFrom as request, outcomeOf, type Outcome } from '../helpers/tls-outcome.js';
 import { once } from 'node:events';
 import { Duplex } from 'node:stream';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
@@ -22,26 +23,6 @@ const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.
 const SLOW_EC = readFileSync(`${HOSTILE}slow-ec.pem`, 'utf8');
 const SMALL = readFileSync(`${HOSTILE}ec-small.pem`, 'utf8');
 const derOf = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-
-type Outcome = 'served' | 'refused in the handshake' | 'closed at accept';
-
-/** One HTTP/1.1 request over mTLS from `from` (a loopback address), or how the connection ended. */
-function request(fx: InboundFixture, from: string, credentials: { cert: string; key: string }, extra: tls.ConnectionOptions = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let spoke = false;
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, localAddress: from, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...credentials, checkServerIdentity: () => undefined, ...extra });
-    socket.once('secureConnect', () => {
-      spoke = true;
-      socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n');
-    });
-    socket.once('data', () => {
-      socket.destroy();
-      resolve('served');
-    });
-    socket.on('error', () => {});
-    socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
-  });
-}
 
 /** A relay from a loopback port to the inbound that passes the caller's bytes on `size` bytes at a time, each write on its own turn of the loop. */
 async function choppingRelay(fx: InboundFixture, size: number): Promise<{ port: number; close(): void }> {
@@ -103,16 +84,7 @@ t.test('callers of the mesh are served through the gate', async (t) => {
   t.equal(await request(fx, '127.0.0.1', good, { ecdhCurve: 'P-521:P-384' }), 'served', 'after a HelloRetryRequest');
   const relay = await choppingRelay(fx, 7);
   t.teardown(() => relay.close());
-  const chopped = await new Promise<Outcome>((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: relay.port, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...good, checkServerIdentity: () => undefined });
-    socket.once('secureConnect', () => socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n'));
-    socket.once('data', () => {
-      socket.destroy();
-      resolve('served');
-    });
-    socket.on('error', () => {});
-    socket.once('close', () => resolve('closed at accept'));
-  });
+  const chopped = await outcomeOf(tls.connect({ host: '127.0.0.1', port: relay.port, ALPNProtocols: ['http/1.1'], ca: fx.pki.bundlePem, ...good, checkServerIdentity: () => undefined }));
   t.equal(chopped, 'served', 'its records cut into 7-byte writes');
   t.equal(refusedByGate(fx), 0, 'none refused by the gate');
 });
@@ -252,7 +224,6 @@ function injectingClient(fx: InboundFixture, from: string, credentials: tls.Conn
     raw.on('data', (data: Buffer) => duplex.push(data));
     raw.on('error', () => {});
     raw.on('close', () => duplex.destroy());
-    let spoke = false;
     const socket = tls.connect({ socket: duplex, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', ...credentials, rejectUnauthorized: false });
     socket.on('keylog', (line: Buffer) => {
       const [label, , secret] = line.toString('latin1').trim().split(' ');
@@ -260,16 +231,7 @@ function injectingClient(fx: InboundFixture, from: string, credentials: tls.Conn
       const key = Buffer.from(secret!, 'hex');
       keys = { key: expand(key, 'key', 16), iv: expand(key, 'iv', 12) };
     });
-    socket.once('secureConnect', () => {
-      spoke = true;
-      socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n');
-    });
-    socket.once('data', () => {
-      socket.destroy();
-      resolve('served');
-    });
-    socket.on('error', () => {});
-    socket.once('close', () => resolve(spoke ? 'refused in the handshake' : 'closed at accept'));
+    resolve(outcomeOf(socket));
   });
 }
 
