@@ -9,8 +9,10 @@
 // certificates in the clear), and judges the certificate message from its DER (no OpenSSL
 // parse): more certificates than a mesh SVID path has, a key no SVID holds or checks that cost
 // far more than a mesh path's (costly-chains.ts) close the connection before OpenSSL sees a
-// byte of it. Once the certificates passed (or the handshake went past where they come), bytes
-// go straight through. The bytes are never changed; the gate only holds them back.
+// byte of it. Alerts and messages out of their place pass while it reads on (OpenSSL carries on
+// past a user_canceled alert); only a judged certificate message, the caller's Finished, or under
+// TLS 1.2 its ChangeCipherSpec (what follows is encrypted) let the bytes go straight through.
+// The bytes are never changed; the gate only holds them back, a bounded number of them.
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
