@@ -139,10 +139,10 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
       observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, chainVerdictOf(socket) ?? err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
-    // what checking its chain may have cost, with whatever keys the caller chose (tls-failures/costly-chains.ts)
+    // its bytes, and the checks of the chain the gate passed beyond a mesh path's (tls-failures/costly-chains.ts)
     const address = remoteOf(socket).address;
     if (address !== undefined) {
-      const cost = failedCallerHandshake(err, socket);
+      const cost = failedCallerHandshake(err, socket, gateOf(socket)?.checkedMs);
       options.onHandshakeFailed?.(address, cost.bytes, cost.costly);
     }
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound

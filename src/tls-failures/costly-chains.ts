@@ -31,6 +31,10 @@ const MAX_RSA_BITS = 8_192;
 const MAX_RSA_EXPONENT_BITS = 256;
 /** What the checks with a chain's keys may cost together (ms, this machine): a P-521 leaf, issuer and root (3.6) pass, four P-521 keys do not. */
 const MAX_CHAIN_CHECK_MS = 4;
+/** What a mesh path's checks cost at most with P-256 or RSA-2048 keys (a leaf and its issuer, ms): a failed handshake within it is charged only its bytes. */
+const MESH_PATH_CHECK_MS = 0.25;
+/** A failed handshake's checks beyond a mesh path's, charged as bytes: a millisecond of CPU as 1 KiB of the address's budget. */
+const BYTES_PER_CHECK_MS = 1024;
 /** More than a ServerHello (and its ChangeCipherSpec) read by the outbound: the server's certificates may have come. */
 const SERVER_HELLO_BYTES = 256;
 /** What a server's flight holds besides its certificates and signature: ServerHello, EncryptedExtensions, a CertificateRequest naming its roots (~100 bytes each), Finished, framing: ~425 bytes measured with one root. */
@@ -82,6 +86,13 @@ export function whyCostlyToCheck(chain: Chain): string | undefined {
   return ms > MAX_CHAIN_CHECK_MS ? `keys whose checks together cost about ${ms.toFixed(1)} ms, more than a mesh SVID path's ${MAX_CHAIN_CHECK_MS} ms` : undefined;
 }
 
+/** What checking signatures with these certificates' keys costs (ms, this machine; Infinity for a key no SVID holds). */
+export function checkCostMs(certificates: readonly Buffer[]): number {
+  let ms = 0;
+  for (const der of certificates) ms += checkMs(publicKeyFacts(der));
+  return ms;
+}
+
 /** Whether checking the chain a peer presented costs far more than a mesh SVID's (whyCostlyToCheck). */
 export function costlyToCheck(chain: Chain): boolean {
   return whyCostlyToCheck(chain) !== undefined;
@@ -106,14 +117,18 @@ type OverTcp = TLSSocket & { _parent?: { bytesRead?: number; bytesWritten?: numb
 /**
  * A caller's handshake that failed with `err` on the inbound. The inbound's handshake gate
  * (handshake-gate.ts) judged the caller's certificates before OpenSSL parsed any and refused a
- * costly chain itself (spending the budget there): what OpenSSL was given cost no more than a
- * mesh path's, so the bytes read are charged, beyond the free part.
+ * costly chain itself (spending the budget there); the checks of a chain it passed (`checkedMs`,
+ * its estimate) are paid on a failure too: beyond a P-256 or RSA-2048 mesh path's they are
+ * charged with the bytes read, so that failing handshakes with three P-521 certificates (4.6 ms
+ * each, a review kept the inbound 90 % busy from one address) spend the budget, and a broken
+ * caller of a P-256 or RSA mesh redialling never does.
  */
-export function failedCallerHandshake(err: { code?: string }, socket: TLSSocket): FailedHandshake {
+export function failedCallerHandshake(err: { code?: string }, socket: TLSSocket, checkedMs = 0): FailedHandshake {
   // plain HTTP: OpenSSL stopped at its first bytes
   if (err.code === 'ERR_SSL_HTTP_REQUEST' || err.code === 'ERR_SSL_HTTPS_PROXY_REQUEST') return { bytes: 0, costly: false };
   // the TCP socket counts what was read (the TLS socket only what it decrypted), and keeps the count after its close
-  return { bytes: (socket as OverTcp)._parent?.bytesRead ?? 0, costly: false };
+  const read = (socket as OverTcp)._parent?.bytesRead ?? 0;
+  return { bytes: read + Math.round(Math.max(0, checkedMs - MESH_PATH_CHECK_MS) * BYTES_PER_CHECK_MS), costly: false };
 }
 
 /** A dial's handshake that failed on the outbound (the TLS socket over the TCP socket dialled first). */

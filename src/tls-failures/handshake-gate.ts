@@ -16,7 +16,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { whyCostlyToCheck } from './costly-chains.js';
+import { checkCostMs, whyCostlyToCheck } from './costly-chains.js';
 import { RecordOpener } from './tls13-records.js';
 import { certificatesOf, serverHelloVersion } from './tls-messages.js';
 
@@ -50,6 +50,8 @@ export class HandshakeGate extends EventEmitter {
   readonly readableObjectMode = false;
   /** Why the gate closed the connection, once it did. */
   refusal: string | undefined;
+  /** What checking the signatures of the certificates it passed costs, by its estimate (ms): charged on a failed handshake (costly-chains.ts). */
+  checkedMs = 0;
   /** What the refusal was about: the caller's certificates, or bytes that are no TLS handshake a client makes. */
   refusalReason: 'invalid_certificate' | 'protocol' = 'protocol';
   /** Records read so far, while the gate reads them. */
@@ -245,6 +247,7 @@ export class HandshakeGate extends EventEmitter {
       if (type === CERTIFICATE) {
         const refusal = certificateMessageRefusal(body, this.messagesTls13);
         if (refusal !== undefined) return this.refuse(refusal, 'invalid_certificate');
+        this.checkedMs = checkCostMs(certificatesOf(body, this.messagesTls13) ?? []);
         this.mode = 'open';
       } else if (type === FINISHED) this.mode = 'open';
     }

@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { Duplex } from 'node:stream';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { waitFor } from '../helpers/mode-gate.js';
+import { makePki } from '../helpers/pki.js';
 import { certificateMessageRefusal, HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));
@@ -271,4 +272,24 @@ t.test('records held before the certificates are bounded in number; an SSLv2-for
   await closedAfter('127.0.0.44', Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10]));
   t.ok(fx.observer.tlsFailureWords.some((words) => /an SSLv2-format hello/.test(words)), 'an SSLv2-format hello is refused');
   t.same(fx.observer.tlsFailures.map((f) => f.reason), ['protocol', 'protocol'], 'both as protocol failures');
+});
+
+t.test("failing handshakes are charged the checks of a chain the gate passed, beyond a mesh path's: three P-521 certificates spend the budget, another CA's P-256 SVID never does", async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  // another CA's leaf, issuer and root, all P-521 (3.6 ms of checks by the gate's estimate, under its 4 ms)
+  const p521 = { cert: readFileSync(`${HOSTILE}p521-foreign.pem`, 'utf8'), key: readFileSync(`${HOSTILE}p521-foreign.key`, 'utf8') };
+  const stranger = await (await makePki(fx.pki.trustDomain)).issue('spiffe://mesh.test/svc/frontend');
+  const foreign = { cert: stranger.chainPem, key: stranger.privateKeyPem };
+  const attempts = async (from: string, credentials: { cert: string; key: string }) => {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 40; i++) outcomes.push(await request(fx, from, credentials));
+    return outcomes;
+  };
+  const heavy = await attempts('127.0.0.51', p521);
+  t.notOk(heavy.includes('served'), 'none served (another CA)');
+  t.ok(heavy.includes('closed at accept'), `three P-521 certificates: refused at accept after ${heavy.indexOf('closed at accept')} failures (each charged ~3.4 KiB for its checks)`);
+  const light = await attempts('127.0.0.52', foreign);
+  t.notOk(light.includes('served'), 'none served (another CA)');
+  t.notOk(light.includes('closed at accept'), "another CA's P-256 SVID: 40 failures, none refused at accept (a broken caller of the mesh redialling shuts nobody out)");
 });
