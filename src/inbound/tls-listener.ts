@@ -130,8 +130,9 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   });
 
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    const gate = gateOf(socket);
     // refused by the gate: told above, when it closed the connection
-    if (gateOf(socket)?.refusal !== undefined) return void socket.destroy();
+    if (gate?.refusal !== undefined) return void socket.destroy();
     const reason = handshakeFailureReason(err, socket);
     if (reason !== undefined) {
       // a refused chain is described by its verdict (OpenSSL's code and text), not by the bare
@@ -142,7 +143,7 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     // its bytes, and the checks of the chain the gate passed beyond a mesh path's (tls-failures/costly-chains.ts)
     const address = remoteOf(socket).address;
     if (address !== undefined) {
-      const cost = failedCallerHandshake(err, socket, gateOf(socket)?.checkedMs);
+      const cost = failedCallerHandshake(err, socket, gate?.checkedMs);
       options.onHandshakeFailed?.(address, cost.bytes, cost.costly);
     }
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound

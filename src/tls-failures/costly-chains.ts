@@ -6,13 +6,14 @@
 // cost 62 ms of CPU per handshake (4 ms for a caller of the mesh), the outbound 80 ms per dial;
 // an EC key with explicit parameters over a crafted prime field ~250 ms to decode in a 513-byte
 // certificate, before any signature. So what a chain costs cannot be read from its size:
-// - whyCostlyToCheck judges a chain: more certificates than a mesh SVID path, a key no SVID
+// - judgeChain judges a chain: more certificates than a mesh SVID path, a key no SVID
 //   holds, or keys whose checks together cost far more than a mesh path's. The inbound's
 //   handshake gate (handshake-gate.ts) applies it to a caller's certificate message before
-//   OpenSSL parses it, so a failed inbound handshake is charged only the bytes it read;
+//   OpenSSL parses it, so a failed inbound handshake is charged the bytes it read and the
+//   checks of the chain it passed beyond a mesh path's (failedCallerHandshake);
 // - the outbound's dials are not gated, and a failed one is judged by where it failed: the
 //   server's certificates reported (the handshake ran to its end and failed on the chain or the
-//   SPIFFE ID), costly when whyCostlyToCheck says so or more bytes came than those certificates
+//   SPIFFE ID), costly when judgeChain says so or more bytes came than those certificates
 //   and the flight's other messages explain (certificates Node did not link into the chain,
 //   which OpenSSL parsed all the same); not reported after more than a ServerHello was read,
 //   costly, since the certificates it may have sent cannot be seen; otherwise the bytes read.
@@ -73,29 +74,26 @@ function keyWords(key: KeyFacts): string {
   return 'a DSA key, or a key of a type Node does not name';
 }
 
-/** Why checking the chain a peer presented (the first certificates as DER, and how many in all) costs far more than a mesh SVID's, in words; undefined when it does not. */
-export function whyCostlyToCheck(chain: Chain): string | undefined {
-  if (chain.total > MAX_MESH_CHAIN) return `${chain.total} certificates, more than a mesh SVID path's ${MAX_MESH_CHAIN}`;
+/**
+ * A chain a peer presented (the first certificates as DER, and how many in all), judged: `why`
+ * checking it costs far more than a mesh SVID's, in words (undefined when it does not), and what
+ * its checks cost by this estimate (ms, this machine).
+ */
+export function judgeChain(chain: Chain): { readonly why: string | undefined; readonly checkMs: number } {
+  if (chain.total > MAX_MESH_CHAIN) return { why: `${chain.total} certificates, more than a mesh SVID path's ${MAX_MESH_CHAIN}`, checkMs: Infinity };
   let ms = 0;
   for (const der of chain.certificates) {
     const key = publicKeyFacts(der);
     const cost = checkMs(key);
-    if (cost === Infinity) return `a certificate with ${keyWords(key)}, which no SVID holds`;
+    if (cost === Infinity) return { why: `a certificate with ${keyWords(key)}, which no SVID holds`, checkMs: cost };
     ms += cost;
   }
-  return ms > MAX_CHAIN_CHECK_MS ? `keys whose checks together cost about ${ms.toFixed(1)} ms, more than a mesh SVID path's ${MAX_CHAIN_CHECK_MS} ms` : undefined;
+  return { why: ms > MAX_CHAIN_CHECK_MS ? `keys whose checks together cost about ${ms.toFixed(1)} ms, more than a mesh SVID path's ${MAX_CHAIN_CHECK_MS} ms` : undefined, checkMs: ms };
 }
 
-/** What checking signatures with these certificates' keys costs (ms, this machine; Infinity for a key no SVID holds). */
-export function checkCostMs(certificates: readonly Buffer[]): number {
-  let ms = 0;
-  for (const der of certificates) ms += checkMs(publicKeyFacts(der));
-  return ms;
-}
-
-/** Whether checking the chain a peer presented costs far more than a mesh SVID's (whyCostlyToCheck). */
+/** Whether checking the chain a peer presented costs far more than a mesh SVID's (judgeChain). */
 export function costlyToCheck(chain: Chain): boolean {
-  return whyCostlyToCheck(chain) !== undefined;
+  return judgeChain(chain).why !== undefined;
 }
 
 /** The bytes a flight with `chain` explains: its certificates and the leaf's signature, plus `other`. */

@@ -16,7 +16,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { checkCostMs, whyCostlyToCheck } from './costly-chains.js';
+import { judgeChain } from './costly-chains.js';
 import { RecordOpener } from './tls13-records.js';
 import { certificatesOf, serverHelloVersion } from './tls-messages.js';
 
@@ -35,11 +35,17 @@ export const MAX_CERTIFICATE_MESSAGE = 32 * 1024;
 /** What the gate holds at most while it waits for a key or the rest of a message. */
 const MAX_HELD = 64 * 1024;
 
+/** A certificate message judged before OpenSSL parses it: why it is refused (undefined when it may pass), and what its chain's checks cost (ms, judgeChain's estimate). */
+function judgeCertificateMessage(body: Buffer, tls13: boolean): { readonly refusal: string | undefined; readonly checkedMs: number } {
+  const certificates = certificatesOf(body, tls13);
+  if (certificates === undefined) return { refusal: 'a malformed certificate message', checkedMs: 0 };
+  const judged = judgeChain({ certificates, total: certificates.length });
+  return { refusal: judged.why, checkedMs: judged.checkMs };
+}
+
 /** Why a certificate message is refused before OpenSSL parses it, or undefined when it may pass. */
 export function certificateMessageRefusal(body: Buffer, tls13: boolean): string | undefined {
-  const certificates = certificatesOf(body, tls13);
-  if (certificates === undefined) return 'a malformed certificate message';
-  return whyCostlyToCheck({ certificates, total: certificates.length });
+  return judgeCertificateMessage(body, tls13).refusal;
 }
 
 type Mode = 'hello' | 'open' | 'refused' | 'detached';
@@ -245,9 +251,9 @@ export class HandshakeGate extends EventEmitter {
       const body = this.messages.subarray(4, 4 + length);
       this.messages = this.messages.subarray(4 + length);
       if (type === CERTIFICATE) {
-        const refusal = certificateMessageRefusal(body, this.messagesTls13);
-        if (refusal !== undefined) return this.refuse(refusal, 'invalid_certificate');
-        this.checkedMs = checkCostMs(certificatesOf(body, this.messagesTls13) ?? []);
+        const judged = judgeCertificateMessage(body, this.messagesTls13);
+        if (judged.refusal !== undefined) return this.refuse(judged.refusal, 'invalid_certificate');
+        this.checkedMs = judged.checkedMs;
         this.mode = 'open';
       } else if (type === FINISHED) this.mode = 'open';
     }
