@@ -139,7 +139,7 @@ t.test("the budget's resets are not the caller's abuse: its connection stays pas
   // but they have a budget of their own, ten times looser: a caller that keeps opening streams
   // into the full budget (each costing us a stream's setup) is cut off (a re-review)
   const more: number[] = [];
-  for (let i = 0; i < 80; i++) {
+  for (let i = 0; i < 100; i++) {
     const id = 61 + 2 * i;
     more.push(id);
     second.write(requestHeaders(id, [[':method', 'POST'], [':scheme', 'https'], [':path', `/upload/${id}`], [':authority', 'orders']], false));
