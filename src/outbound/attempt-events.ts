@@ -16,6 +16,7 @@ import { bodyEnded } from './attempt-deadline.js';
 import { UPSTREAM_MAX_HEAD_BYTES, upstreamTrailersProblem } from './head-limits.js';
 import { streamError, streamIdle } from './attempt-stream-ends.js';
 import { streamClosed, upstreamResponse } from './attempt-answer.js';
+import { replayEarlyEnd } from './early-stream-end.js';
 
 const kAttempt = Symbol('meshcar.outbound.attempt');
 type Bound = { [kAttempt]: Attempt };
@@ -39,6 +40,8 @@ export function listenToUpstream(up: UpstreamStream, idleTimeoutMs: number): voi
   // Node's stream (http2.codec: node), cut before it closed (cancelStream()), would keep its
   // timer armed, and through it this attempt, for the idle timeout (idle-timer-release.ts)
   if ('pending' in up) clearIdleTimerOnDestroy(up);
+  // a stream that ended before these listeners were on it (early-stream-end.ts)
+  replayEarlyEnd(up, onUpstreamError as (this: unknown, err: Error) => void, onUpstreamClose as (this: unknown) => void);
 }
 
 // Shared listeners and timer callbacks. An upstream stream's events count only while it is

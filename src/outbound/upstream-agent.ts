@@ -38,6 +38,7 @@ import type { DialBudgets } from './dial-budgets.js';
 import { dialHttp2, endpointOfSocket, markEndpoint, settingsLate, type TlsConnectOptions } from './mutual-tls.js';
 import type { WaitToken } from './stream-wait.js';
 import { refuseOverPeerList } from './head-limits.js';
+import { keepEarlyEnd } from './early-stream-end.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
@@ -122,7 +123,10 @@ export class UpstreamAgent extends http2wrapper.Agent {
           settledOnce = true;
           try {
             refuseOverPeerList(session, headers);
-            resolve(session.request(headers, streamOptions));
+            const stream = session.request(headers, streamOptions);
+            // it may end before the promise's holder listens to it (early-stream-end.ts)
+            keepEarlyEnd(stream);
+            resolve(stream);
           } catch (err) {
             reject(err);
           }
