@@ -76,13 +76,18 @@ export class DialBudgets {
     ticket.tcp = tcp;
   }
 
-  /** The dial is over: connected (no `failed`), or its handshake failed on `failed` (its TLS socket, over its own TCP socket). */
-  end(endpoint: UpstreamEndpoint, ticket: DialTicket, failed?: TLSSocket): void {
+  /**
+   * The dial is over: connected (no `failed`), or its handshake failed on `failed` (its TLS
+   * socket, over its own TCP socket); `refusedUnparsed` when the handshake gate refused the
+   * server's certificates (or its bytes) before OpenSSL parsed them: the whole budget, as a
+   * chain costly on its face.
+   */
+  end(endpoint: UpstreamEndpoint, ticket: DialTicket, failed?: TLSSocket, refusedUnparsed = false): void {
     this.penalties.release(ticket.keys);
     const dials = this.inProgress.get(endpoint.key);
     if (dials?.delete(ticket) && dials.size === 0) this.inProgress.delete(endpoint.key);
     if (failed === undefined) return;
-    const cost = failedDialHandshake(failed);
+    const cost = refusedUnparsed ? { bytes: ticket.tcp?.bytesRead ?? 0, costly: true } : failedDialHandshake(failed);
     const spent = this.penalties.failedHandshake(ticket.keys, cost.bytes, cost.costly);
     if (spent === undefined) return;
     const why = cost.costly ? 'a failed TLS handshake whose certificates were costly to check, or could not be seen after the server could send them' : `failed TLS handshakes beyond their budget (${cost.bytes} bytes read by the last)`;

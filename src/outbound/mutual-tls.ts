@@ -13,6 +13,7 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
+import { gatedTlsConnect, gateOfDial } from '../tls-failures/gated-dial.js';
 import { keepTicketOrigin, notePathVerified, noteResumed, ticketUsable } from './ticket-validity.js';
 import { shutdownPending } from '../http/tunnel-reset.js';
 import type { DialBudgets } from './dial-budgets.js';
@@ -55,8 +56,9 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     const tcp = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
     if (ticket) options.budgets?.dialling(ticket, tcp);
     const material = options.identity.tls();
-    const socket: ResettableSocket = tls.connect({
-      socket: tcp,
+    // through a gate that judges the upstream's certificates before OpenSSL parses them
+    // (tls-failures/gated-dial.ts): a crafted message held a core for seconds of one dial
+    const socket: ResettableSocket = gatedTlsConnect(tcp, {
       // the ONE context of the current identity version, never built per connection
       secureContext: material.secureContext,
       ALPNProtocols: options.alpn as string[],
@@ -80,8 +82,9 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
-      if (ticket) options.budgets?.end(endpoint, ticket, socket);
-      reject(withPeerCertificate(err, socket));
+      const refused = gateRefusal(endpoint, socket);
+      if (ticket) options.budgets?.end(endpoint, ticket, socket, refused !== undefined);
+      reject(refused ?? withPeerCertificate(err, socket));
     };
     // which step stalled tells a host that drops SYNs (down, a firewall) from a process that
     // takes connections and never answers them (hung, half dead)
@@ -106,6 +109,19 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     // a bound from the dial's start, not an idle timer: bytes trickling in must not stretch it
     const timer = setTimeout(onTimeout, options.timeoutMs);
   });
+}
+
+/**
+ * The error of a dial whose gate refused the upstream's certificates before OpenSSL parsed them
+ * (or bytes no TLS server sends): undefined when it did not.
+ */
+function gateRefusal(endpoint: UpstreamEndpoint, socket: TLSSocket): MeshcarError | undefined {
+  const gate = gateOfDial(socket);
+  if (gate?.refusal === undefined) return undefined;
+  if (gate.refusalReason === 'invalid_certificate') {
+    return Object.assign(new MeshcarError('upstream_identity_mismatch', `${endpoint.key} presented certificates refused before they were parsed: ${gate.refusal}`), { tlsReason: 'invalid_certificate' as const });
+  }
+  return Object.assign(new MeshcarError('upstream_unavailable', `could not reach ${endpoint.key}: its TLS handshake was refused before its certificates were read: ${gate.refusal}`), { tlsReason: 'protocol' as const });
 }
 
 /**

@@ -5,14 +5,16 @@
 // message may hold 100 KB of them (tens of seconds of one core for one handshake). Node 20 has no
 // certificate-list limit and no hook before that parse, so the bytes the peer sends go through
 // this gate first (as a JS stream under the TLS socket): it reads the records, opens a TLS 1.3
-// flight with the handshake secret from Node's 'keylog' event (tls13-records.ts; TLS 1.2 sends
-// certificates in the clear), and judges the certificate message from its DER (no OpenSSL
+// flight with the peer's handshake secret from Node's 'keylog' event (tls13-records.ts; TLS 1.2
+// sends certificates in the clear), and judges the certificate message from its DER (no OpenSSL
 // parse): more certificates than a mesh SVID path has, a key no SVID holds or checks that cost
 // far more than a mesh path's (costly-chains.ts) close the connection before OpenSSL sees a
 // byte of it. Alerts and messages out of their place pass while it reads on (OpenSSL carries on
-// past a user_canceled alert); only a judged certificate message, the caller's Finished, or under
+// past a user_canceled alert); only a judged certificate message, the peer's Finished, or under
 // TLS 1.2 its ChangeCipherSpec (what follows is encrypted) let the bytes go straight through.
 // The bytes are never changed; the gate only holds them back, a bounded number of them.
+// Both directions: under the inbound's accepted sockets it reads a caller (gated-server.ts),
+// under the outbound's dials an upstream (gated-dial.ts), the same rules for either.
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -24,7 +26,7 @@ const CHANGE_CIPHER_SPEC = 20;
 const HANDSHAKE = 22;
 const APPLICATION_DATA = 23;
 const CERTIFICATE = 11;
-/** The caller's last handshake message: no certificate comes after it (TLS 1.3 asks for one after the handshake only at the server's request, which meshcar never makes). */
+/** The peer's last handshake message: no certificate comes after it (TLS 1.3 asks a client for one after the handshake only at the server's request, which meshcar never makes; a server sends its certificates once). */
 const FINISHED = 20;
 /** Records read before the certificates are judged: a hello or two, a ChangeCipherSpec, a certificate message in up to three. More is refused (each costs a copy, and under TLS 1.3 an AEAD open). */
 const MAX_RECORDS = 32;
@@ -50,7 +52,10 @@ export function certificateMessageRefusal(body: Buffer, tls13: boolean): string 
 
 type Mode = 'hello' | 'open' | 'refused' | 'detached';
 
-/** A caller's TCP connection as the TLS socket reads it: a JS stream over `raw`. */
+/** Which end of the handshake the TLS socket above is: a server reads a caller's certificates, a client an upstream's. */
+export type GateRole = 'server' | 'client';
+
+/** A peer's TCP connection as the TLS socket reads it: a JS stream over `raw`. */
 export class HandshakeGate extends EventEmitter {
   /** Read by Node's JS stream wrap: this stream gives bytes. */
   readonly readableObjectMode = false;
@@ -58,7 +63,7 @@ export class HandshakeGate extends EventEmitter {
   refusal: string | undefined;
   /** What checking the signatures of the certificates it passed costs, by its estimate (ms): charged on a failed handshake (costly-chains.ts). */
   checkedMs = 0;
-  /** What the refusal was about: the caller's certificates, or bytes that are no TLS handshake a client makes. */
+  /** What the refusal was about: the peer's certificates, or bytes that are no TLS handshake its side makes. */
   refusalReason: 'invalid_certificate' | 'protocol' = 'protocol';
   /** Records read so far, while the gate reads them. */
   private records = 0;
@@ -77,7 +82,7 @@ export class HandshakeGate extends EventEmitter {
   private direct: Array<(chunk: Buffer) => void> = [];
   private readonly forward = (chunk: Buffer): void => void this.emit('data', chunk);
 
-  /** The version our ServerHello settled (a caller's gate reads what the TLS socket writes); undefined until it is known. */
+  /** The version the ServerHello settled (a server's gate reads it from what the TLS socket writes, a client's from what it reads); undefined until it is known. */
   private version: 'tls13' | 'tls12' | undefined;
   /** What the TLS socket wrote, until its ServerHello is whole. */
   private written: Buffer = Buffer.alloc(0);
@@ -85,10 +90,11 @@ export class HandshakeGate extends EventEmitter {
   constructor(
     readonly raw: Socket,
     private readonly onRefused: (gate: HandshakeGate) => void,
+    readonly role: GateRole = 'server',
   ) {
     super();
     // the TLS socket above decides when this side ends (a tunnel carries half-closes): the TCP
-    // socket must not end its side at the caller's FIN by itself, as Node's does by default
+    // socket must not end its side at the peer's FIN by itself, as Node's does by default
     raw.allowHalfOpen = true;
     raw.on('data', this.onData);
     raw.on('end', () => this.emit('end'));
@@ -117,7 +123,7 @@ export class HandshakeGate extends EventEmitter {
     this.raw.uncork();
   }
   write(chunk: Buffer, callback?: (err?: Error | null) => void): boolean {
-    if (this.version === undefined) this.readServerHello(chunk);
+    if (this.version === undefined && this.role === 'server') this.readServerHello(chunk);
     if (this.mode !== 'detached') return this.raw.write(chunk, callback);
     process.nextTick(() => callback?.());
     return true;
@@ -145,16 +151,18 @@ export class HandshakeGate extends EventEmitter {
     this.input = Buffer.alloc(0);
   }
 
-  /** The caller's TLS 1.3 handshake traffic secret, from a 'keylog' line. */
+  /** The peer's TLS 1.3 handshake traffic secret, from a 'keylog' line. */
   useSecret(secret: Buffer): void {
     if (this.opener !== undefined || this.mode !== 'hello') return;
     this.opener = new RecordOpener(secret);
     // records that waited for it are examined once the current read (which may be OpenSSL's
     // answer to the hello, inside which 'keylog' fires) has returned
-    if (this.input.length > 0) process.nextTick(() => this.examineInput());
+    // (a client's gate is given the key inside its own loop, as it hands OpenSSL the ServerHello:
+    // it reads on at once, and the gate may be open by then)
+    if (this.input.length > 0) process.nextTick(() => this.mode === 'hello' && this.examineInput());
   }
 
-  /** Learns the version from our ServerHello: under TLS 1.2 the caller's records after its ChangeCipherSpec are encrypted, with no key this gate has. */
+  /** Learns the version from our ServerHello: under TLS 1.2 the peer's records after its ChangeCipherSpec are encrypted, with no key this gate has. */
   private readServerHello(chunk: Buffer): void {
     this.written = this.written.length === 0 ? chunk : Buffer.concat([this.written, chunk]);
     this.version = serverHelloVersion(this.written);
@@ -181,6 +189,7 @@ export class HandshakeGate extends EventEmitter {
   }
 
   private examineRecords(): void {
+    if (this.mode !== 'hello') return;
     while (this.mode === 'hello' && this.input.length >= 5) {
       // an SSLv2-format hello (its length's high bit set): no TLS 1.2 or 1.3 client sends one,
       // and it would take the records after it past the gate
@@ -211,12 +220,14 @@ export class HandshakeGate extends EventEmitter {
 
   private examineRecord(record: Buffer): void {
     const type = record[0];
+    // a client's gate learns the version from the server's first record, its ServerHello
+    if (type === HANDSHAKE && this.version === undefined && this.role === 'client') this.version = serverHelloVersion(record);
     if (type === HANDSHAKE) this.readMessages(record.subarray(5), false);
     else if (type === APPLICATION_DATA) {
       const opened = this.opener?.open(record.subarray(0, 5), record.subarray(5));
       if (opened === undefined) return this.refuse('a protected handshake record that does not open with the handshake key');
       // an alert (OpenSSL carries on past a user_canceled one) or anything else passes, and the
-      // gate reads on: only the certificates, or the end of the caller's handshake, open it
+      // gate reads on: only the certificates, or the end of the peer's handshake, open it
       if (opened.type === HANDSHAKE) this.readMessages(opened.content, true);
     } else if (type === CHANGE_CIPHER_SPEC) {
       // TLS 1.2: what follows is encrypted (a resumed session's Finished, or a handshake past its
@@ -234,7 +245,7 @@ export class HandshakeGate extends EventEmitter {
 
   /**
    * Reads whole handshake messages: hellos pass, a certificate message is judged (and then the
-   * gate's work is done), and so is it at the caller's Finished (a resumed session has no
+   * gate's work is done), and so is it at the peer's Finished (a resumed session has no
    * certificates). Any other message passes, for OpenSSL to refuse out of its place, and the gate
    * reads on.
    */
