@@ -20,7 +20,8 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { judgeChain } from './costly-chains.js';
 import { RecordOpener } from './tls13-records.js';
-import { certificatesOf, serverHelloVersion } from './tls-messages.js';
+import { PendingInput } from './pending-input.js';
+import { certificatesOf, SERVER_HELLO, serverHelloBodyVersion, serverHelloVersion } from './tls-messages.js';
 
 const CHANGE_CIPHER_SPEC = 20;
 const HANDSHAKE = 22;
@@ -71,7 +72,7 @@ export class HandshakeGate extends EventEmitter {
   private heldBytes = 0;
   private mode: Mode = 'hello';
   /** Bytes read and not yet examined (an incomplete record, or records waiting for the key). */
-  private input: Buffer = Buffer.alloc(0);
+  private readonly pending = new PendingInput();
   /** Examined records held back while a certificate message is incomplete. */
   private held: Buffer[] = [];
   /** Handshake bytes not yet a whole message. */
@@ -82,7 +83,13 @@ export class HandshakeGate extends EventEmitter {
   private direct: Array<(chunk: Buffer) => void> = [];
   private readonly forward = (chunk: Buffer): void => void this.emit('data', chunk);
 
-  /** The version the ServerHello settled (a server's gate reads it from what the TLS socket writes, a client's from what it reads); undefined until it is known. */
+  /**
+   * The version the ServerHello settled, undefined until it is known: a server's gate reads it
+   * from what the TLS socket writes; a client's from the server's whole ServerHello message
+   * (never one record: a ServerHello split over two read as TLS 1.2, and a TLS 1.3 server's
+   * ChangeCipherSpec then opened the gate), and OpenSSL's own word overrides it: it logs a
+   * server handshake secret only under TLS 1.3.
+   */
   private version: 'tls13' | 'tls12' | undefined;
   /** What the TLS socket wrote, until its ServerHello is whole. */
   private written: Buffer = Buffer.alloc(0);
@@ -148,18 +155,19 @@ export class HandshakeGate extends EventEmitter {
     this.raw.removeListener('data', this.onData);
     for (const listener of this.direct) this.raw.removeListener('data', listener);
     this.held = [];
-    this.input = Buffer.alloc(0);
+    this.pending.clear();
   }
 
   /** The peer's TLS 1.3 handshake traffic secret, from a 'keylog' line. */
   useSecret(secret: Buffer): void {
     if (this.opener !== undefined || this.mode !== 'hello') return;
     this.opener = new RecordOpener(secret);
+    if (this.role === 'client') this.version = 'tls13';
     // records that waited for it are examined once the current read (which may be OpenSSL's
     // answer to the hello, inside which 'keylog' fires) has returned
     // (a client's gate is given the key inside its own loop, as it hands OpenSSL the ServerHello:
     // it reads on at once, and the gate may be open by then)
-    if (this.input.length > 0) process.nextTick(() => this.mode === 'hello' && this.examineInput());
+    if (this.pending.length > 0) process.nextTick(() => this.mode === 'hello' && this.examineInput());
   }
 
   /** Learns the version from our ServerHello: under TLS 1.2 the peer's records after its ChangeCipherSpec are encrypted, with no key this gate has. */
@@ -175,12 +183,13 @@ export class HandshakeGate extends EventEmitter {
   private readonly onData = (chunk: Buffer): void => {
     if (this.mode === 'open') return this.forward(chunk);
     if (this.mode !== 'hello') return;
-    this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
-    this.examineInput();
+    if (this.pending.add(chunk)) return this.examineInput();
+    if (this.pending.length + this.messages.length + this.heldBytes > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
   };
 
   /** Reads what came, whatever it is: a reading that throws (a bug of ours on bytes nobody foresaw) closes this connection, never the process. */
   private examineInput(): void {
+    this.pending.join();
     try {
       this.examineRecords();
     } catch (err) {
@@ -190,38 +199,44 @@ export class HandshakeGate extends EventEmitter {
 
   private examineRecords(): void {
     if (this.mode !== 'hello') return;
-    while (this.mode === 'hello' && this.input.length >= 5) {
+    let input = this.pending.bytes;
+    while (this.mode === 'hello' && input.length >= 5) {
       // an SSLv2-format hello (its length's high bit set): no TLS 1.2 or 1.3 client sends one,
       // and it would take the records after it past the gate
-      if (this.input[0]! >= 0x80) return this.refuse('an SSLv2-format hello');
-      // not TLS (plain HTTP to the port, junk): OpenSSL refuses it at its first bytes, and says why
-      if (this.input[0]! < 20 || this.input[0]! > 23 || this.input[1] !== 3) {
+      if (input[0]! >= 0x80) return this.refuse('an SSLv2-format hello');
+      // not TLS (plain HTTP to the port, junk): OpenSSL refuses it at its first bytes, and says
+      // why (the inbound answers plain HTTP, the outbound names a port that is no TLS server);
+      // from a server past its first record, refused here, before any of it
+      if (input[0]! < 20 || input[0]! > 23 || input[1] !== 3) {
+        if (this.role === 'client' && this.records > 0) return this.refuse(`bytes that are no TLS record (type ${input[0]}, version ${input[1]}.${input[2]}) after its first`);
         this.mode = 'open';
         break;
       }
-      const length = this.input.readUInt16BE(3);
+      const length = input.readUInt16BE(3);
       if (length > MAX_RECORD_PAYLOAD) return this.refuse(`a TLS record of ${length} bytes`);
-      if (this.input.length < 5 + length) break;
+      if (input.length < 5 + length) {
+        this.pending.waitFor(5 + length);
+        break;
+      }
       // a protected record before the key is known waits for it (TLS 1.3: it comes with OpenSSL's
-      // answer to the hello); under TLS 1.2 no key comes, and no certificate after it
-      if (this.input[0] === APPLICATION_DATA && this.opener === undefined) {
+      // answer to the hello); under TLS 1.2 no key comes, and no certificate after it. No server
+      // sends one before its ServerHello: a client's gate would hold them for a key that never comes
+      if (input[0] === APPLICATION_DATA && this.opener === undefined) {
+        if (this.role === 'client' && this.version === undefined) return this.refuse('a protected record before its ServerHello');
         if (this.version !== 'tls12') break;
         this.mode = 'open';
         break;
       }
       if (++this.records > MAX_RECORDS) return this.refuse(`more than ${MAX_RECORDS} TLS records before its certificates`);
-      const record = this.input.subarray(0, 5 + length);
-      this.input = this.input.subarray(5 + length);
-      this.examineRecord(record);
+      this.examineRecord(this.pending.take(5 + length));
+      input = this.pending.bytes;
     }
     if (this.mode === 'open') return this.openUp();
-    if (this.mode === 'hello' && this.input.length + this.messages.length + this.heldBytes > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
+    if (this.mode === 'hello' && this.pending.length + this.messages.length + this.heldBytes > MAX_HELD) this.refuse(`more than ${MAX_HELD} bytes held before its certificates could be judged`);
   }
 
   private examineRecord(record: Buffer): void {
     const type = record[0];
-    // a client's gate learns the version from the server's first record, its ServerHello
-    if (type === HANDSHAKE && this.version === undefined && this.role === 'client') this.version = serverHelloVersion(record);
     if (type === HANDSHAKE) this.readMessages(record.subarray(5), false);
     else if (type === APPLICATION_DATA) {
       const opened = this.opener?.open(record.subarray(0, 5), record.subarray(5));
@@ -261,6 +276,8 @@ export class HandshakeGate extends EventEmitter {
       if (this.messages.length < 4 + length) return;
       const body = this.messages.subarray(4, 4 + length);
       this.messages = this.messages.subarray(4 + length);
+      // a client's gate learns the version from the server's whole ServerHello (or HelloRetryRequest)
+      if (type === SERVER_HELLO && this.role === 'client' && this.version === undefined) this.version = serverHelloBodyVersion(body);
       if (type === CERTIFICATE) {
         const judged = judgeCertificateMessage(body, this.messagesTls13);
         if (judged.refusal !== undefined) return this.refuse(judged.refusal, 'invalid_certificate');
@@ -280,8 +297,7 @@ export class HandshakeGate extends EventEmitter {
   /** The certificates passed (or never came): what was held and what follows go straight to TLS. */
   private openUp(): void {
     this.flushHeld();
-    const rest = this.input;
-    this.input = Buffer.alloc(0);
+    const rest = this.pending.takeAll();
     this.messages = Buffer.alloc(0);
     if (rest.length > 0) this.forward(rest);
     // from here each read goes to the TLS socket's listener without this gate's handler
@@ -296,7 +312,7 @@ export class HandshakeGate extends EventEmitter {
     this.refusalReason = reason;
     this.held = [];
     this.heldBytes = 0;
-    this.input = Buffer.alloc(0);
+    this.pending.clear();
     this.messages = Buffer.alloc(0);
     this.onRefused(this);
     this.raw.destroy();

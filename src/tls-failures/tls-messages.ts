@@ -26,21 +26,29 @@ export function certificatesOf(body: Buffer, tls13: boolean): Buffer[] | undefin
   return at === end ? certificates : undefined;
 }
 
-const SERVER_HELLO = 2;
+export const SERVER_HELLO = 2;
 const SUPPORTED_VERSIONS = 43;
 
 /**
- * The version a server's first bytes (its records, from the start) settle: 'tls13', 'tls12', or
- * undefined while the ServerHello is not whole. Anything that is no ServerHello reads as 'tls12'
- * (no TLS 1.3 flight follows it).
+ * The version our own server's first bytes (its records, from the start: what OpenSSL writes)
+ * settle: 'tls13', 'tls12', or undefined while the ServerHello is not whole. Anything that is no
+ * ServerHello reads as 'tls12' (no TLS 1.3 flight follows it).
  */
 export function serverHelloVersion(bytes: Buffer): 'tls13' | 'tls12' | undefined {
   if (bytes.length < 9) return undefined;
   if (bytes[0] !== 22 || bytes[5] !== SERVER_HELLO) return 'tls12';
   const length = bytes.readUIntBE(6, 3);
-  // a ServerHello spans one record in practice; read it from the first record's payload
+  // our own ServerHello (OpenSSL's) spans its first record: read it from that record's payload
   if (bytes.length < 9 + length) return undefined;
-  const hello = bytes.subarray(9, 9 + length);
+  return serverHelloBodyVersion(bytes.subarray(9, 9 + length));
+}
+
+/**
+ * The version a whole ServerHello message's body settles (a HelloRetryRequest's too): 'tls13'
+ * when its supported_versions extension says so, else 'tls12'. A peer's ServerHello may come
+ * over several records: read it once its handshake message is whole, never from one record.
+ */
+export function serverHelloBodyVersion(hello: Buffer): 'tls13' | 'tls12' {
   // legacy_version (2), random (32), legacy_session_id <0..32>, cipher_suite (2), compression (1), extensions <0..2^16-1>
   let at = 34;
   if (hello.length < at + 1) return 'tls12';

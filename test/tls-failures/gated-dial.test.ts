@@ -31,12 +31,18 @@ interface Upstream {
   handshakes: number;
 }
 
+/** A TLS record of `type` carrying `payload`. */
+const record = (type: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([type, 3, 3, payload.length >> 8, payload.length & 0xff]), payload]);
+
+/** Rewrites a server's records on their way to the dialler: the records to send for its `index`th. */
+type RecordRewrite = (rec: Buffer, index: number) => Buffer[];
+
 /**
  * A TLS server presenting `chainPem` (its own OpenSSL parses it once, here), asking for a client
  * certificate of the test CA; `chop` relays its bytes to the dialler `chop` bytes a write, each
- * on its own turn of the loop.
+ * on its own turn of the loop; `rewrite` relays its records rewritten.
  */
-async function upstreamPresenting(t: { teardown(fn: () => unknown): void }, pki: Awaited<ReturnType<typeof makePki>>, chainPem: string, privateKeyPem: string, options: tls.TlsOptions = {}, chop = 0): Promise<Upstream> {
+async function upstreamPresenting(t: { teardown(fn: () => unknown): void }, pki: Awaited<ReturnType<typeof makePki>>, chainPem: string, privateKeyPem: string, options: tls.TlsOptions = {}, chop = 0, rewrite?: RecordRewrite): Promise<Upstream> {
   const state = { port: 0, connections: 0, handshakes: 0 };
   const server = tls.createServer({ cert: chainPem, key: privateKeyPem, ca: pki.bundlePem, ...MTLS_SERVER_OPTIONS, ALPNProtocols: ['h2'], ...options }, (socket) => {
     state.handshakes++;
@@ -53,6 +59,20 @@ async function upstreamPresenting(t: { teardown(fn: () => unknown): void }, pki:
     client.on('close', () => inner.destroy());
     inner.on('close', () => client.destroy());
     client.pipe(inner);
+    if (rewrite !== undefined) {
+      let pending = Buffer.alloc(0);
+      let index = 0;
+      inner.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+          const whole = pending.subarray(0, 5 + pending.readUInt16BE(3));
+          pending = pending.subarray(whole.length);
+          for (const out of rewrite(whole, index)) client.write(out);
+          index++;
+        }
+      });
+      return;
+    }
     if (chop === 0) return void inner.pipe(client);
     let queue = Promise.resolve();
     inner.on('data', (chunk: Buffer) => {
@@ -148,3 +168,58 @@ for (const codec of ['meshcar', 'node'] as const) {
     );
   });
 }
+
+t.test("a ServerHello split over records is read whole: the server's version is not taken from one record", async (t) => {
+  // the gate once read a client's version from the server's first record alone: a ServerHello
+  // split 4 + rest read as TLS 1.2, and the TLS 1.3 server's own ChangeCipherSpec then opened the
+  // gate, the crafted certificate parsed (1.1 s of CPU a dial) and the dial served
+  const pki = await makePki(TD);
+  const identity = await appIdentity(pki);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  for (const at of [4, 20]) {
+    const split: RecordRewrite = (rec, index) => (index === 0 ? [record(22, rec.subarray(5, 5 + at)), record(22, rec.subarray(5 + at))] : [rec]);
+    const upstream = await upstreamPresenting(t, pki, leaf.chainPem + SLOW_EC, leaf.privateKeyPem, {}, 0, split);
+    const dial = { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) };
+    const before = process.cpuUsage();
+    const outcome = await connectMutualTls(endpointOf(upstream.port), dial).then(
+      (socket) => (socket.destroy(), 'connected'),
+      (err: Error) => err.message,
+    );
+    const cpu = process.cpuUsage(before);
+    const ms = (cpu.user + cpu.system) / 1000;
+    t.match(outcome, /presented certificates refused before they were parsed: a certificate with an EC key with explicit parameters/, `split at ${at}: refused (${outcome})`);
+    t.ok(ms < 100, `split at ${at}: the dial cost ${ms.toFixed(1)} ms of CPU in all`);
+  }
+  // and a mesh upstream whose ServerHello comes split is served
+  const upstream = await upstreamPresenting(t, pki, leaf.chainPem, leaf.privateKeyPem, {}, 0, (rec, index) => (index === 0 ? [record(22, rec.subarray(5, 9)), record(22, rec.subarray(9))] : [rec]));
+  const socket = await connectMutualTls(endpointOf(upstream.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) });
+  t.equal(socket.getProtocol(), 'TLSv1.3', 'a mesh upstream with its ServerHello split is served');
+  socket.destroy();
+});
+
+t.test('a protected record before the ServerHello is refused at once (no server sends one)', async (t) => {
+  const pki = await makePki(TD);
+  const identity = await appIdentity(pki);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  const early: RecordRewrite = (rec, index) => (index === 0 ? [record(23, Buffer.alloc(16_000, 1)), rec] : [rec]);
+  const upstream = await upstreamPresenting(t, pki, leaf.chainPem, leaf.privateKeyPem, {}, 0, early);
+  const outcome = await connectMutualTls(endpointOf(upstream.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) }).then(
+    (socket) => (socket.destroy(), 'connected'),
+    (err: Error & { tlsReason?: string }) => `${err.message} (${err.tlsReason})`,
+  );
+  t.match(outcome, /its TLS handshake was refused before its certificates were read: a protected record before its ServerHello \(protocol\)$/, `refused (${outcome})`);
+});
+
+t.test('bytes that are no TLS record after the ServerHello are refused before OpenSSL reads them', async (t) => {
+  const pki = await makePki(TD);
+  const identity = await appIdentity(pki);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  // a record of type 24 (heartbeat, which TLS 1.3 has not) between the ServerHello and the rest
+  const odd: RecordRewrite = (rec, index) => (index === 0 ? [rec, Buffer.concat([Buffer.from([24, 3, 3, 0, 1]), Buffer.from([0])])] : [rec]);
+  const upstream = await upstreamPresenting(t, pki, leaf.chainPem + SLOW_EC, leaf.privateKeyPem, {}, 0, odd);
+  const outcome = await connectMutualTls(endpointOf(upstream.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) }).then(
+    (socket) => (socket.destroy(), 'connected'),
+    (err: Error & { tlsReason?: string }) => `${err.message} (${err.tlsReason})`,
+  );
+  t.match(outcome, /refused before its certificates were read: bytes that are no TLS record \(type 24, version 3\.3\) after its first \(protocol\)$/, `refused, saying what came (${outcome})`);
+});
