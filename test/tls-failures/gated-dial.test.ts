@@ -223,3 +223,40 @@ t.test('bytes that are no TLS record after the ServerHello are refused before Op
   );
   t.match(outcome, /refused before its certificates were read: bytes that are no TLS record \(type 24, version 3\.3\) after its first \(protocol\)$/, `refused, saying what came (${outcome})`);
 });
+
+t.test("an empty ChangeCipherSpec after a TLS 1.2 server's hello opens nothing; a TLS 1.2 session is still resumed", async (t) => {
+  // OpenSSL skips a record of no bytes, of any type: an empty ChangeCipherSpec opened the gate
+  // under TLS 1.2, and the crafted certificate after it was parsed (a review: 1.1 s a dial, served)
+  const pki = await makePki(TD);
+  const identity = await appIdentity(pki);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  const emptyCcs: RecordRewrite = (rec, index) => (index === 0 ? [rec, record(20, Buffer.alloc(0))] : [rec]);
+  const upstream = await upstreamPresenting(t, pki, leaf.chainPem + SLOW_EC, leaf.privateKeyPem, { maxVersion: 'TLSv1.2' }, 0, emptyCcs);
+  const before = process.cpuUsage();
+  const outcome = await connectMutualTls(endpointOf(upstream.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) }).then(
+    (socket) => (socket.destroy(), 'connected'),
+    (err: Error) => err.message,
+  );
+  const cpu = process.cpuUsage(before);
+  const ms = (cpu.user + cpu.system) / 1000;
+  t.match(outcome, /presented certificates refused before they were parsed: a certificate with an EC key with explicit parameters/, `refused (${outcome})`);
+  t.ok(ms < 100, `the dial cost ${ms.toFixed(1)} ms of CPU in all`);
+  // nor does an empty protected record: refused as it comes
+  const emptyData: RecordRewrite = (rec, index) => (index === 0 ? [rec, record(23, Buffer.alloc(0))] : [rec]);
+  const other = await upstreamPresenting(t, pki, leaf.chainPem + SLOW_EC, leaf.privateKeyPem, { maxVersion: 'TLSv1.2' }, 0, emptyData);
+  const said = await connectMutualTls(endpointOf(other.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) }).then(
+    (socket) => (socket.destroy(), 'connected'),
+    (err: Error) => err.message,
+  );
+  t.match(said, /refused before its certificates were read: an empty protected record before its certificates$/, `an empty protected record refused (${said})`);
+  // a resumed TLS 1.2 session: ServerHello, then the server's ChangeCipherSpec (no certificates)
+  const mesh = await upstreamPresenting(t, pki, leaf.chainPem, leaf.privateKeyPem, { maxVersion: 'TLSv1.2' });
+  let ticket: Buffer | undefined;
+  const options = { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) };
+  const first = await connectMutualTls(endpointOf(mesh.port), { ...options, onTicket: (session) => (ticket = session) });
+  await waitUntil(() => ticket !== undefined, 'a TLS 1.2 session to resume');
+  first.destroy();
+  const second = await connectMutualTls(endpointOf(mesh.port), { ...options, session: ticket });
+  t.ok(second.isSessionReused(), `resumed over TLS 1.2 (${second.getProtocol()})`);
+  second.destroy();
+});

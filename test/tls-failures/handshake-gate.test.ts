@@ -94,14 +94,16 @@ t.test('a certificate costly to decode is refused before OpenSSL parses it', asy
   const fx = await startInbound();
   t.teardown(() => fx.close());
   const leaf = await fx.client();
-  // the client pays the decode once, here, building its context; the inbound would pay it per handshake
-  const hostile = tls.createSecureContext({ cert: leaf.chainPem + SLOW_EC, key: leaf.privateKeyPem, ca: fx.pki.bundlePem });
+  // the client pays the decode once per context, here, building it; the inbound would pay it per
+  // handshake. The version and groups go in the context: tls.connect reads neither beside one
+  const hostile = (options: tls.SecureContextOptions) => tls.createSecureContext({ cert: leaf.chainPem + SLOW_EC, key: leaf.privateKeyPem, ca: fx.pki.bundlePem, ...options });
   const good = { cert: leaf.chainPem, key: leaf.privateKeyPem };
   // the third: its first key share for a group the inbound does not take, so that it is asked
   // again, and sends a ChangeCipherSpec before its second hello (TLS 1.3's middlebox compatibility)
   for (const [from, version, groups] of [['127.0.0.31', 'TLSv1.3', undefined], ['127.0.0.32', 'TLSv1.2', undefined], ['127.0.0.34', 'TLSv1.3', 'P-521:P-384']] as const) {
+    const context = hostile({ maxVersion: version, ...(groups ? { ecdhCurve: groups } : {}) });
     const before = process.cpuUsage();
-    const outcome = await request(fx, from, { cert: '', key: '' }, { secureContext: hostile, cert: undefined, key: undefined, maxVersion: version, ...(groups ? { ecdhCurve: groups } : {}) });
+    const outcome = await request(fx, from, { cert: '', key: '' }, { secureContext: context, cert: undefined, key: undefined });
     const cpu = process.cpuUsage(before);
     const ms = (cpu.user + cpu.system) / 1000;
     const how = `${version}${groups ? ' after a HelloRetryRequest' : ''}`;
@@ -251,6 +253,50 @@ t.test('a user_canceled alert before the certificates (OpenSSL carries on past i
   const ms = (cpu.user + cpu.system) / 1000;
   t.not(outcome, 'served', 'the crafted certificate after the alert is not served');
   t.ok(ms < 100, `the handshake cost ${ms.toFixed(1)} ms of CPU in all (the crafted key's decode alone: ~250 ms)`);
+  t.equal(refusedByGate(fx), 1, 'refused by the gate (invalid_certificate)');
+});
+
+t.test("an empty ChangeCipherSpec before a TLS 1.2 caller's certificates opens nothing", async (t) => {
+  // OpenSSL skips a record of no bytes, of any type: an empty ChangeCipherSpec opened the gate
+  // under TLS 1.2, and the crafted certificate after it was parsed (a review: 308 ms a handshake)
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const leaf = await fx.client();
+  // the version in the context: tls.connect reads no version option beside a secureContext
+  const hostile = tls.createSecureContext({ cert: leaf.chainPem + SLOW_EC, key: leaf.privateKeyPem, ca: fx.pki.bundlePem, maxVersion: 'TLSv1.2' });
+  // a relay that puts an empty ChangeCipherSpec before the caller's second record (its certificates)
+  const relay = net.createServer((caller) => {
+    const inbound = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: '127.0.0.37', noDelay: true });
+    let pending = Buffer.alloc(0);
+    let records = 0;
+    caller.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+        const whole = pending.subarray(0, 5 + pending.readUInt16BE(3));
+        pending = pending.subarray(whole.length);
+        if (++records === 2) inbound.write(Buffer.from([20, 3, 3, 0, 0]));
+        inbound.write(whole);
+      }
+    });
+    inbound.pipe(caller);
+    caller.on('error', () => inbound.destroy());
+    inbound.on('error', () => caller.destroy());
+    caller.on('close', () => inbound.destroy());
+    inbound.on('close', () => caller.destroy());
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  t.teardown(() => relay.close());
+  const before = process.cpuUsage();
+  let version = '';
+  const caller = tls.connect({ host: '127.0.0.1', port: (relay.address() as net.AddressInfo).port, secureContext: hostile, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined });
+  caller.on('keylog', (line: Buffer) => (version ||= line.includes('HANDSHAKE_TRAFFIC_SECRET') ? 'TLS 1.3' : ''));
+  const outcome = await outcomeOf(caller);
+  t.equal(version, '', 'over TLS 1.2 (no TLS 1.3 secret logged)');
+  const cpu = process.cpuUsage(before);
+  const ms = (cpu.user + cpu.system) / 1000;
+  t.not(outcome, 'served', `not served (${outcome})`);
+  t.ok(ms < 100, `the handshake cost ${ms.toFixed(1)} ms of CPU in all (OpenSSL's decode of the crafted key: ~250 ms)`);
   t.equal(refusedByGate(fx), 1, 'refused by the gate (invalid_certificate)');
 });
 
