@@ -287,7 +287,10 @@ export class HandshakeGate extends EventEmitter {
         if (judged.refusal !== undefined) return this.refuse(judged.refusal, 'invalid_certificate');
         this.checkedMs = judged.checkedMs;
         this.mode = 'open';
-      } else if (type === FINISHED) this.mode = 'open';
+      }
+      // a Finished is always protected (TLS 1.2 sends it after its ChangeCipherSpec): one in the
+      // clear is out of its place, for OpenSSL to refuse, and opens nothing
+      if (type === FINISHED && this.messagesTls13) this.mode = 'open';
     }
   }
 

@@ -249,6 +249,14 @@ t.test("an empty ChangeCipherSpec after a TLS 1.2 server's hello opens nothing; 
     (err: Error) => err.message,
   );
   t.match(said, /refused before its certificates were read: an empty protected record before its certificates$/, `an empty protected record refused (${said})`);
+  // nor a Finished in the clear (it is always protected): the certificates after it are judged
+  const clearFinished: RecordRewrite = (rec, index) => (index === 0 ? [rec, record(22, Buffer.concat([Buffer.from([20, 0, 0, 12]), Buffer.alloc(12, 9)]))] : [rec]);
+  const third = await upstreamPresenting(t, pki, leaf.chainPem + SLOW_EC, leaf.privateKeyPem, { maxVersion: 'TLSv1.2' }, 0, clearFinished);
+  const judged = await connectMutualTls(endpointOf(third.port), { identity, checkServerIdentity: verifyServerSpiffeId(UPSTREAM_ID), alpn: ['h2'], timeoutMs: 5_000, budgets: new DialBudgets(silent) }).then(
+    (socket) => (socket.destroy(), 'connected'),
+    (err: Error) => err.message,
+  );
+  t.match(judged, /presented certificates refused before they were parsed/, `a Finished in the clear opens nothing (${judged})`);
   // a resumed TLS 1.2 session: ServerHello, then the server's ChangeCipherSpec (no certificates)
   const mesh = await upstreamPresenting(t, pki, leaf.chainPem, leaf.privateKeyPem, { maxVersion: 'TLSv1.2' });
   let ticket: Buffer | undefined;
