@@ -24,6 +24,7 @@
 import type { TLSSocket } from 'node:tls';
 import { publicKeyFacts, type KeyFacts } from '../pki/spki-read.js';
 import { presentedChainOf } from './peer-certificate.js';
+import { certificatesOf } from './tls-messages.js';
 
 /** Certificates a mesh SVID path may have as sent: leaf, issuer, a cross-signed issuer, root. */
 const MAX_MESH_CHAIN = 4;
@@ -135,4 +136,17 @@ export function failedDialHandshake(socket: TLSSocket): FailedHandshake {
   const presented = presentedChainOf(socket);
   if (presented) return { bytes: 0, costly: costlyToCheck(presented) || read > explainedBytes(presented, SERVER_FLIGHT_OTHER_BYTES) };
   return { bytes: read, costly: read > SERVER_HELLO_BYTES };
+}
+
+/** A certificate message judged before OpenSSL parses it: why it is refused (undefined when it may pass), and what its chain's checks cost (ms, judgeChain's estimate). */
+export function judgeCertificateMessage(body: Buffer, tls13: boolean): { readonly refusal: string | undefined; readonly checkedMs: number } {
+  const certificates = certificatesOf(body, tls13);
+  if (certificates === undefined) return { refusal: 'a malformed certificate message', checkedMs: 0 };
+  const judged = judgeChain({ certificates, total: certificates.length });
+  return { refusal: judged.why, checkedMs: judged.checkMs };
+}
+
+/** Why a certificate message is refused before OpenSSL parses it, or undefined when it may pass. */
+export function certificateMessageRefusal(body: Buffer, tls13: boolean): string | undefined {
+  return judgeCertificateMessage(body, tls13).refusal;
 }

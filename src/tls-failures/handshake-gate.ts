@@ -10,18 +10,19 @@
 // parse): more certificates than a mesh SVID path has, a key no SVID holds or checks that cost
 // far more than a mesh path's (costly-chains.ts) close the connection before OpenSSL sees a
 // byte of it. Alerts and messages out of their place pass while it reads on (OpenSSL carries on
-// past a user_canceled alert); only a judged certificate message, the peer's Finished, or under
-// TLS 1.2 its ChangeCipherSpec (what follows is encrypted) let the bytes go straight through.
+// past a user_canceled alert); only a judged certificate message, the peer's protected Finished,
+// or under TLS 1.2 its ChangeCipherSpec (its one byte: what follows is encrypted) let the bytes
+// go straight through; a record of no bytes opens nothing (OpenSSL skips it).
 // The bytes are never changed; the gate only holds them back, a bounded number of them.
 // Both directions: under the inbound's accepted sockets it reads a caller (gated-server.ts),
 // under the outbound's dials an upstream (gated-dial.ts), the same rules for either.
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { judgeChain } from './costly-chains.js';
+import { judgeCertificateMessage } from './costly-chains.js';
 import { RecordOpener } from './tls13-records.js';
 import { PendingInput } from './pending-input.js';
-import { certificatesOf, SERVER_HELLO, serverHelloBodyVersion, serverHelloVersion } from './tls-messages.js';
+import { SERVER_HELLO, serverHelloBodyVersion, serverHelloVersion } from './tls-messages.js';
 
 const CHANGE_CIPHER_SPEC = 20;
 const HANDSHAKE = 22;
@@ -37,19 +38,6 @@ const MAX_RECORD_PAYLOAD = 16_384 + 2_048;
 export const MAX_CERTIFICATE_MESSAGE = 32 * 1024;
 /** What the gate holds at most while it waits for a key or the rest of a message. */
 const MAX_HELD = 64 * 1024;
-
-/** A certificate message judged before OpenSSL parses it: why it is refused (undefined when it may pass), and what its chain's checks cost (ms, judgeChain's estimate). */
-function judgeCertificateMessage(body: Buffer, tls13: boolean): { readonly refusal: string | undefined; readonly checkedMs: number } {
-  const certificates = certificatesOf(body, tls13);
-  if (certificates === undefined) return { refusal: 'a malformed certificate message', checkedMs: 0 };
-  const judged = judgeChain({ certificates, total: certificates.length });
-  return { refusal: judged.why, checkedMs: judged.checkMs };
-}
-
-/** Why a certificate message is refused before OpenSSL parses it, or undefined when it may pass. */
-export function certificateMessageRefusal(body: Buffer, tls13: boolean): string | undefined {
-  return judgeCertificateMessage(body, tls13).refusal;
-}
 
 type Mode = 'hello' | 'open' | 'refused' | 'detached';
 

@@ -18,7 +18,8 @@ import { Duplex } from 'node:stream';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { waitFor } from '../helpers/mode-gate.js';
 import { makePki } from '../helpers/pki.js';
-import { certificateMessageRefusal, HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
+import { HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
+import { certificateMessageRefusal } from '../../src/tls-failures/costly-chains.js';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));
 const SLOW_EC = readFileSync(`${HOSTILE}slow-ec.pem`, 'utf8');
