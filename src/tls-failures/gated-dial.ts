@@ -11,8 +11,9 @@ import type { Socket } from 'node:net';
 import tls, { type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { HandshakeGate } from './handshake-gate.js';
 import { linkToTcp } from './gated-server.js';
+import { keylogSecret } from './tls13-records.js';
 
-const SECRET_LINE = Buffer.from('SERVER_HANDSHAKE_TRAFFIC_SECRET ');
+const SECRET_LABEL = Buffer.from('SERVER_HANDSHAKE_TRAFFIC_SECRET');
 const dialGates = new WeakMap<TLSSocket, HandshakeGate>();
 
 /**
@@ -26,12 +27,10 @@ export function gatedTlsConnect(tcp: Socket, options: Omit<ConnectionOptions, 's
   dialGates.set(socket, gate);
   linkToTcp(socket, tcp);
   const onKeylog = (line: Buffer): void => {
-    if (!line.subarray(0, SECRET_LINE.length).equals(SECRET_LINE)) return;
-    // SERVER_HANDSHAKE_TRAFFIC_SECRET <client random, hex> <secret, hex>
-    const secret = line.toString('latin1').trim().split(' ')[2];
+    const secret = keylogSecret(line, SECRET_LABEL);
     if (secret === undefined) return;
     socket.off('keylog', onKeylog);
-    gate.useSecret(Buffer.from(secret, 'hex'));
+    gate.useSecret(secret);
   };
   socket.on('keylog', onKeylog);
   return socket;

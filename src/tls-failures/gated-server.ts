@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import type { Server, TLSSocket } from 'node:tls';
 import { HandshakeGate } from './handshake-gate.js';
+import { keylogSecret } from './tls13-records.js';
 
 type Gated = TLSSocket & {
   _parent?: Socket | null;
@@ -16,7 +17,7 @@ type Gated = TLSSocket & {
 };
 
 const gates = new WeakMap<TLSSocket, HandshakeGate>();
-const SECRET_LINE = Buffer.from('CLIENT_HANDSHAKE_TRAFFIC_SECRET ');
+const SECRET_LABEL = Buffer.from('CLIENT_HANDSHAKE_TRAFFIC_SECRET');
 
 /**
  * The gate under a TLS socket of a gated server (undefined for any other), its TCP socket set as
@@ -61,9 +62,7 @@ export function gateServerConnections(server: Server, onRefused: (gate: Handshak
   // before any other 'keylog' listener: they read the TCP socket under the TLS one
   server.prependListener('keylog', (line: Buffer, socket: TLSSocket) => {
     const gate = gateOf(socket);
-    if (gate === undefined || !line.subarray(0, SECRET_LINE.length).equals(SECRET_LINE)) return;
-    // CLIENT_HANDSHAKE_TRAFFIC_SECRET <client random, hex> <secret, hex>
-    const secret = line.toString('latin1').trim().split(' ')[2];
-    if (secret !== undefined) gate.useSecret(Buffer.from(secret, 'hex'));
+    const secret = gate === undefined ? undefined : keylogSecret(line, SECRET_LABEL);
+    if (secret !== undefined) gate?.useSecret(secret);
   });
 }

@@ -91,3 +91,13 @@ export class RecordOpener {
     }
   }
 }
+
+/**
+ * The secret of a 'keylog' line of `label` (NSS key log format: `<label> <client random, hex>
+ * <secret, hex>`), or undefined for a line of another label.
+ */
+export function keylogSecret(line: Buffer, label: Buffer): Buffer | undefined {
+  if (line.length <= label.length || line[label.length] !== 0x20 || !line.subarray(0, label.length).equals(label)) return undefined;
+  const secret = line.toString('latin1').trim().split(' ')[2];
+  return secret === undefined ? undefined : Buffer.from(secret, 'hex');
+}

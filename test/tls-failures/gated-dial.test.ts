@@ -20,6 +20,7 @@ import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
 import { DialBudgets } from '../../src/outbound/dial-budgets.js';
 import type { UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
+import { onRecords } from '../helpers/tls-records.js';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-chain/', import.meta.url));
 const SLOW_EC = readFileSync(`${HOSTILE}slow-ec.pem`, 'utf8');
@@ -60,16 +61,8 @@ async function upstreamPresenting(t: { teardown(fn: () => unknown): void }, pki:
     inner.on('close', () => client.destroy());
     client.pipe(inner);
     if (rewrite !== undefined) {
-      let pending = Buffer.alloc(0);
-      let index = 0;
-      inner.on('data', (chunk: Buffer) => {
-        pending = Buffer.concat([pending, chunk]);
-        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
-          const whole = pending.subarray(0, 5 + pending.readUInt16BE(3));
-          pending = pending.subarray(whole.length);
-          for (const out of rewrite(whole, index)) client.write(out);
-          index++;
-        }
+      onRecords(inner, (whole, index) => {
+        for (const out of rewrite(whole, index)) client.write(out);
       });
       return;
     }

@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { Duplex } from 'node:stream';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { waitFor } from '../helpers/mode-gate.js';
+import { onRecords } from '../helpers/tls-records.js';
 import { makePki } from '../helpers/pki.js';
 import { HandshakeGate, MAX_CERTIFICATE_MESSAGE } from '../../src/tls-failures/handshake-gate.js';
 import { certificateMessageRefusal } from '../../src/tls-failures/costly-chains.js';
@@ -268,16 +269,9 @@ t.test("an empty ChangeCipherSpec before a TLS 1.2 caller's certificates opens n
   // a relay that puts an empty ChangeCipherSpec before the caller's second record (its certificates)
   const relay = net.createServer((caller) => {
     const inbound = net.connect({ host: '127.0.0.1', port: fx.port, localAddress: '127.0.0.37', noDelay: true });
-    let pending = Buffer.alloc(0);
-    let records = 0;
-    caller.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
-        const whole = pending.subarray(0, 5 + pending.readUInt16BE(3));
-        pending = pending.subarray(whole.length);
-        if (++records === 2) inbound.write(Buffer.from([20, 3, 3, 0, 0]));
-        inbound.write(whole);
-      }
+    onRecords(caller, (whole, index) => {
+      if (index === 1) inbound.write(Buffer.from([20, 3, 3, 0, 0]));
+      inbound.write(whole);
     });
     inbound.pipe(caller);
     caller.on('error', () => inbound.destroy());
